@@ -1,0 +1,194 @@
+"""The three exportable datasets: their columns, kinds and the SQL that reads them.
+
+A dataset is a fixed SELECT over the schema. Filters (``filters.py``) and exports (``exporter.py``)
+refer to columns by their exported names, so the expression language, the CSV header and the
+documentation all use one vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Float, Select, case, cast, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FromClause
+
+from nano_export.errors import UnknownDataset
+from nano_export.schema import execution_metrics as m
+from nano_export.schema import executions as e
+from nano_export.schema import interactions as i
+
+Kind = Literal["int", "float", "text", "bool", "datetime"]
+
+#: Columns that may hold prompts, model output, errors or tool payloads.
+FREE_TEXT = frozenset({"prompt", "response", "error", "arguments", "result"})
+#: Columns that identify a person or a session.
+IDENTITY = frozenset({"user", "session_id"})
+
+
+@dataclass(frozen=True)
+class Column:
+    """One exported column: its name, kind and SQL expression."""
+
+    name: str
+    kind: Kind
+    expr: ColumnElement[object]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An exportable dataset: ordered columns over a FROM clause, plus filter-only fields."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    from_: FromClause
+    order_by: tuple[ColumnElement[object], ...]
+    # The spec's fixed filter fields (provider, model, test_id, test_name, started_at, success).
+    filter_fields: Mapping[str, ColumnElement[object]] = field(default_factory=dict)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Exported column names in their default order."""
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        """The column called ``name``; KeyError when the dataset has none."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    def kinds(self) -> dict[str, Kind]:
+        """Column name → kind."""
+        return {c.name: c.kind for c in self.columns}
+
+    def select(self, names: Sequence[str] | None = None) -> Select[Any]:
+        """SELECT of the named columns (all by default) in that order, without filters."""
+        cols = self.columns if names is None else tuple(self.column(n) for n in names)
+        return (
+            select(*(c.expr.label(c.name) for c in cols))
+            .select_from(self.from_)
+            .order_by(*self.order_by)
+        )
+
+
+def _col(name: str, kind: Kind, expr: ColumnElement[object]) -> Column:
+    return Column(name, kind, expr)
+
+
+_exec_join = e.outerjoin(m, m.c.execution_id == e.c.id)
+
+_tokens_per_second = case(
+    (e.c.execution_time_s > 0, cast(m.c.output_tokens, Float) / e.c.execution_time_s),
+    else_=None,
+)
+
+_exec_filters: dict[str, ColumnElement[object]] = {
+    "provider": e.c.provider,
+    "model": e.c.model,
+    "test_id": e.c.test_id,
+    "test_name": e.c.test_name,
+    "started_at": e.c.started_at,
+    "success": e.c.success,
+}
+
+EVALUATION_RESULTS = Dataset(
+    name="evaluation-results",
+    description="One row per agent execution: grades, metrics, prompt and response.",
+    columns=(
+        _col("execution_id", "int", e.c.id),
+        _col("eval_run_id", "int", e.c.eval_run_id),
+        _col("test_id", "text", e.c.test_id),
+        _col("test_name", "text", e.c.test_name),
+        _col("provider", "text", e.c.provider),
+        _col("model", "text", e.c.model),
+        _col("started_at", "datetime", e.c.started_at),
+        _col("success", "bool", e.c.success),
+        _col("error", "text", e.c.error),
+        _col("execution_time_s", "float", e.c.execution_time_s),
+        _col("input_tokens", "int", m.c.input_tokens),
+        _col("output_tokens", "int", m.c.output_tokens),
+        _col("total_tokens", "int", m.c.total_tokens),
+        _col("cached_tokens", "int", m.c.cached_tokens),
+        _col("reasoning_tokens", "int", m.c.reasoning_tokens),
+        _col("cost_usd", "float", m.c.cost_usd),
+        _col("perf_grade", "text", e.c.perf_grade),
+        _col("speed_grade", "text", e.c.speed_grade),
+        _col("cost_grade", "text", e.c.cost_grade),
+        _col("overall_grade", "text", e.c.overall_grade),
+        _col("rank", "int", e.c.rank),
+        _col("prompt", "text", e.c.prompt),
+        _col("response", "text", e.c.response),
+        _col("user", "text", e.c.user),
+        _col("session_id", "text", e.c.session_id),
+        _col("source", "text", e.c.source),
+    ),
+    from_=_exec_join,
+    order_by=(e.c.id,),
+    filter_fields=_exec_filters,
+)
+
+PERFORMANCE_METRICS = Dataset(
+    name="performance-metrics",
+    description="One row per agent execution: timing, tokens and costs.",
+    columns=(
+        _col("execution_id", "int", e.c.id),
+        _col("provider", "text", e.c.provider),
+        _col("model", "text", e.c.model),
+        _col("started_at", "datetime", e.c.started_at),
+        _col("success", "bool", e.c.success),
+        _col("execution_time_s", "float", e.c.execution_time_s),
+        _col("input_tokens", "int", m.c.input_tokens),
+        _col("output_tokens", "int", m.c.output_tokens),
+        _col("cached_tokens", "int", m.c.cached_tokens),
+        _col("reasoning_tokens", "int", m.c.reasoning_tokens),
+        _col("total_tokens", "int", m.c.total_tokens),
+        _col("input_cost_usd", "float", m.c.input_cost_usd),
+        _col("output_cost_usd", "float", m.c.output_cost_usd),
+        _col("cached_savings_usd", "float", m.c.cached_savings_usd),
+        _col("cost_usd", "float", m.c.cost_usd),
+        _col("tokens_per_second", "float", _tokens_per_second),
+    ),
+    from_=_exec_join,
+    order_by=(e.c.id,),
+    filter_fields=_exec_filters,
+)
+
+AGENT_INTERACTIONS = Dataset(
+    name="agent-interactions",
+    description="One row per request, response or tool call inside an execution.",
+    columns=(
+        _col("interaction_id", "int", i.c.id),
+        _col("execution_id", "int", i.c.execution_id),
+        _col("seq", "int", i.c.seq),
+        _col("kind", "text", i.c.kind),
+        _col("tool_name", "text", i.c.tool_name),
+        _col("arguments", "text", i.c.arguments),
+        _col("result", "text", i.c.result),
+        _col("is_error", "bool", i.c.is_error),
+        _col("duration_s", "float", i.c.duration_s),
+        _col("started_at", "datetime", i.c.started_at),
+        _col("provider", "text", e.c.provider),
+        _col("model", "text", e.c.model),
+    ),
+    from_=i.join(e, e.c.id == i.c.execution_id),
+    order_by=(i.c.id,),
+    filter_fields={**_exec_filters, "started_at": i.c.started_at},
+)
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d for d in (EVALUATION_RESULTS, PERFORMANCE_METRICS, AGENT_INTERACTIONS)
+}
+
+
+def get_dataset(name: str) -> Dataset:
+    """The dataset called ``name``; UnknownDataset names the valid choices otherwise."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UnknownDataset(
+            f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}"
+        ) from None

@@ -1,0 +1,120 @@
+"""Engines, connections and schema upgrades for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from nano_export import schema
+from nano_export.errors import InvalidSetting
+
+log = logging.getLogger(__name__)
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A datetime from the database as aware UTC (SQLite returns naive values stored as UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidSetting(f"NANO_EXPORT_DATABASE_URL: cannot parse {url!r}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    except Exception as exc:  # missing driver, bad options
+        raise InvalidSetting(f"NANO_EXPORT_DATABASE_URL: {exc}") from None
+
+
+def get_engine(url: str) -> Engine:
+    """The process-wide engine for ``url`` (created once, shared by threads)."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = make_engine(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests and forked workers)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def is_sqlite(engine: Engine) -> bool:
+    """Whether the engine talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic configuration bound to ``engine``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Upgrade the schema to the newest migration; safe to run again and from several processes."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except OperationalError as exc:
+        raise InvalidSetting(
+            f"NANO_EXPORT_DATABASE_URL: cannot connect to {engine.url.render_as_string()}: "
+            f"{exc.orig}"
+        ) from None
+    command.upgrade(alembic_config(engine), "head")
+    log.info("schema upgraded", extra={"db": engine.url.render_as_string()})
+
+
+def has_schema(engine: Engine) -> bool:
+    """Whether the schema has been created in this database."""
+    return inspect(engine).has_table("executions")
+
+
+def execution_count(engine: Engine) -> int:
+    """How many executions are stored."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(schema.executions)).scalar_one())

@@ -1,0 +1,137 @@
+"""One settings object for every interface, read from ``NANO_EXPORT_*`` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nano_export.errors import InvalidSetting
+
+DEFAULT_DATA_DIR = Path("./data")
+
+
+class Settings(BaseSettings):
+    """Configuration of nano-export; each field has a one-line help for ``nano-export config``."""
+
+    model_config = SettingsConfigDict(env_prefix="NANO_EXPORT_", extra="ignore")
+
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR, description="Folder for the embedded database, secret key and exports."
+    )
+    database_url: str = Field(
+        "", description="SQLAlchemy URL of the database (default: SQLite file in DATA_DIR)."
+    )
+    export_dir: Path = Field(
+        Path("./data/exports"), description="Folder where export files are written."
+    )
+    auth_file: Path = Field(
+        Path("./data/auth.yaml"), description="Users, bcrypt hashes, roles and cookie settings."
+    )
+    max_concurrent_exports: int = Field(
+        3, ge=1, le=100, description="Exports one user may run at once."
+    )
+    chunk_rows: int = Field(
+        50_000, ge=100, le=1_000_000, description="Rows read and written per chunk."
+    )
+    export_retention_days: int = Field(
+        7, ge=1, le=3650, description="Days an export file is kept before pruning."
+    )
+    secret_key: str = Field(
+        "", description="Signs login cookies and keys identifier hashes (generated if unset)."
+    )
+    smtp_host: str = Field(
+        "", description="Mail server for scheduled exports (empty: email disabled)."
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="Mail server port.")
+    smtp_user: str = Field("", description="Mail server login user (empty: no login).")
+    smtp_password: str = Field("", description="Mail server login password.")
+    smtp_from: str = Field(
+        "nano-export@localhost", description="Sender address of scheduled-export emails."
+    )
+    smtp_starttls: bool = Field(False, description="Upgrade the mail connection with STARTTLS.")
+    email_attach_max_mb: float = Field(
+        10.0, ge=0, description="Attach the gzip file when smaller than this (MB)."
+    )
+    base_url: str = Field(
+        "http://localhost:8501", description="Dashboard address used in email links."
+    )
+    heartbeat_timeout_s: int = Field(
+        60, ge=5, le=3600, description="Seconds after which a silent export is failed."
+    )
+
+    @model_validator(mode="after")
+    def _follow_data_dir(self) -> Settings:
+        # Paths left at their defaults live inside DATA_DIR, wherever that is.
+        if "export_dir" not in self.model_fields_set:
+            self.export_dir = self.data_dir / "exports"
+        if "auth_file" not in self.model_fields_set:
+            self.auth_file = self.data_dir / "auth.yaml"
+        return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError("must be a SQLAlchemy URL such as sqlite:///data/nano.db")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in force: the setting, or the embedded SQLite file."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'nano-export.db'}"
+
+    @property
+    def secret_file(self) -> Path:
+        """Where a generated secret key is kept."""
+        return self.data_dir / "secret.key"
+
+    def resolved_secret(self) -> str:
+        """The secret key: the setting, or one generated once into the data folder."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.secret_file
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(key)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return key
+
+
+SECRET_FIELDS = frozenset({"secret_key", "smtp_password"})
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings from the environment plus keyword overrides; bad values raise InvalidSetting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        raise InvalidSetting(f"NANO_EXPORT_{name.upper()}: {err['msg']}") from None
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """Each setting as (environment name, shown value, help), secrets masked."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        shown = "********" if name in SECRET_FIELDS and value else str(value)
+        if name == "database_url" and not value:
+            shown = f"(default) {settings.db_url}"
+        rows.append((f"NANO_EXPORT_{name.upper()}", shown, field.description or ""))
+    return rows
