@@ -65,7 +65,7 @@ class Dataset:
         """Column name → kind."""
         return {c.name: c.kind for c in self.columns}
 
-    def select(self, names: Sequence[str] | None = None) -> Select[Any]:
+    def select(self, names: Sequence[str] | None = None) -> Select[*tuple[Any, ...]]:
         """SELECT of the named columns (all by default) in that order, without filters."""
         cols = self.columns if names is None else tuple(self.column(n) for n in names)
         return (
