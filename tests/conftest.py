@@ -7,6 +7,7 @@ not skip, when that server cannot be reached. Each session creates its own datab
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,6 @@ def pg_server_url() -> Iterator[str]:
     with admin.connect() as conn:  # an unreachable server fails here: a failure, not a skip
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    migrated = get_settings(database_url=url, data_dir=Path("/nonexistent-unused"))
     try:
         initialize_schema_only(url)
         yield url
@@ -47,7 +47,6 @@ def pg_server_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-        del migrated
 
 
 def initialize_schema_only(url: str) -> None:
@@ -64,24 +63,35 @@ def _truncate_all(url: str) -> None:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite file, copied for each test (migrating each time is slow)."""
+    path = tmp_path_factory.mktemp("template") / "nano-export.db"
+    initialize_schema_only(f"sqlite:///{path}")
+    dispose_engines()
+    return path
+
+
+def _fresh_sqlite(template: Path, folder: Path) -> str:
+    target = folder / "nano-export.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """URL of an empty, migrated database: a new SQLite file, or the truncated PostgreSQL one."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'nano-export.db'}"
-        initialize_schema_only(url)
-        return url
+        return _fresh_sqlite(sqlite_template, tmp_path)
     url: str = request.getfixturevalue("pg_server_url")
     _truncate_all(url)
     return url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     """URL of an empty, migrated SQLite database (for tests that are not about the backend)."""
-    url = f"sqlite:///{tmp_path / 'nano-export.db'}"
-    initialize_schema_only(url)
-    return url
+    return _fresh_sqlite(sqlite_template, tmp_path)
 
 
 @pytest.fixture
