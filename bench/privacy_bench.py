@@ -1,0 +1,102 @@
+"""Time ``privacy.apply_policy`` over a million realistic rows at each privacy level.
+
+Run: ``.venv/bin/python bench/privacy_bench.py [--rows N] [--chunk N]``. Builds prompts of ~200
+characters and responses of 200-600 characters, 1% of them with a planted secret, and applies the
+policy chunk by chunk as the exporter does. Prints seconds per level and how many cells changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import pandas as pd
+
+from nano_export.models import PRIVACY_LEVELS
+from nano_export.privacy import REDACTED, apply_policy
+
+WORDS = tuple(
+    " ".join(
+        [
+            "the agent read the file and summarised its content model latency cost tokens",
+            "per second evaluation test passed failed response prompt tool call returned result",
+            "capital of France Paris Washington write a function that sorts list numbers explain",
+            "why output is correct risk-free task-force disk-usage token count 512 key points:",
+            "see section 3 https://example.com",
+        ]
+    ).split(" ")
+)
+
+SECRETS = (
+    "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0f",
+    "sk-ant-api03-Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa-xyzAA",
+    "AKIAIOSFODNN7EXAMPLE",
+    "ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R",
+    "password=hunter2!",
+    "postgresql://admin:s3cr3t@db.internal:5432/prod",
+    "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghij",
+    "mail alice.smith@example.com about /home/alice/notes.txt",
+)
+
+
+def _text(rng: random.Random, length: int) -> str:
+    words: list[str] = []
+    size = 0
+    while size < length:
+        word = rng.choice(WORDS)
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)
+
+
+def build(rows: int, seed: int = 7) -> pd.DataFrame:
+    """``rows`` rows with prompt, response, error, user and session_id; 1% carry a secret."""
+    rng = random.Random(seed)
+    prompt_pool = [_text(rng, 200) for _ in range(4096)]
+    response_pool = [_text(rng, rng.randint(200, 600)) for _ in range(4096)]
+    prompts, responses = [], []
+    for i in range(rows):
+        prompts.append(f"run {i}: {prompt_pool[rng.randrange(4096)]}")
+        response = response_pool[rng.randrange(4096)]
+        if i % 100 == 0:
+            response = f"{response[:100]} {SECRETS[(i // 100) % len(SECRETS)]} {response[100:]}"
+        responses.append(f"{response} ({i})")
+    return pd.DataFrame(
+        {
+            "execution_id": range(rows),
+            "prompt": pd.Series(prompts, dtype="str"),
+            "response": pd.Series(responses, dtype="str"),
+            "error": pd.Series([None] * rows, dtype="str"),
+            "user": pd.Series([f"user{i % 50}" for i in range(rows)], dtype="str"),
+            "session_id": pd.Series([f"sess-{i // 10}" for i in range(rows)], dtype="str"),
+        }
+    )
+
+
+def main() -> None:
+    """Build the rows, then time each level over chunks of ``--chunk`` rows."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--chunk", type=int, default=50_000)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    frame = build(args.rows)
+    chars = int(frame["prompt"].str.len().sum() + frame["response"].str.len().sum())
+    built = time.perf_counter() - started
+    print(f"built {args.rows:,} rows ({chars / 1e6:.0f} M chars) in {built:.1f} s")
+    chunks = [frame.iloc[i : i + args.chunk] for i in range(0, args.rows, args.chunk)]
+    for level in PRIVACY_LEVELS:
+        started = time.perf_counter()
+        outputs = [apply_policy(chunk, level=level, secret="bench-secret") for chunk in chunks]
+        elapsed = time.perf_counter() - started
+        redacted = sum(
+            int(out["response"].str.contains(REDACTED, regex=False).sum())
+            for out in outputs
+            if "response" in out.columns
+        )
+        print(f"{level:>8}: {elapsed:6.2f} s for {args.rows:,} rows ({redacted:,} cells redacted)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,557 @@
+"""The privacy policy: credentials, personal data, hashing, levels and roles.
+
+Secrets below are built at run time from a seeded generator, so the source holds no string that a
+secret scanner would take for a real key (the AWS id is AWS's documented example).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import random
+import string
+import subprocess
+import sys
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nano_export import privacy
+from nano_export.datasets import FREE_TEXT, IDENTITY
+from nano_export.errors import BadInput, InvalidSetting, PermissionDenied
+from nano_export.models import ALLOWED_LEVELS, PRIVACY_LEVELS, ROLES
+from nano_export.privacy import (
+    REDACTED,
+    apply_policy,
+    check_level,
+    columns_for_level,
+    mask_personal,
+    redact_credentials,
+    stable_hash,
+)
+
+SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
+_RNG = random.Random(20_251_127)
+ALNUM = string.ascii_letters + string.digits
+B64URL = ALNUM + "-_"
+
+
+def _chars(n: int, alphabet: str = ALNUM) -> str:
+    """``n`` random characters with at least one digit (as real keys have)."""
+    body = [_RNG.choice(alphabet) for _ in range(n - 1)]
+    body.insert(_RNG.randrange(n), _RNG.choice(string.digits))
+    return "".join(body)
+
+
+def _b64url(data: dict[str, Any] | bytes) -> str:
+    raw = json.dumps(data).encode() if isinstance(data, dict) else data
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+JWT = ".".join(
+    [
+        _b64url({"alg": "HS256", "typ": "JWT"}),
+        _b64url({"sub": "1234567890", "name": "Alice", "iat": 1516239022}),
+        _b64url(bytes(_RNG.randrange(256) for _ in range(32))),
+    ]
+)
+PEM_BODY = "\n".join(_chars(64, ALNUM + "+/") for _ in range(5))
+PRIVATE_KEY = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
+OPENSSH_KEY = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{PEM_BODY}\n-----END OPENSSH PRIVATE KEY-----"
+
+# (kind, secret as it appears in text). Each is embedded in a sentence and must vanish whole.
+TOKENS: list[tuple[str, str]] = [
+    ("openai-legacy", "sk-" + _chars(48)),
+    ("openai-project", "sk-proj-" + _chars(120, B64URL)),
+    ("openai-service-account", "sk-svcacct-" + _chars(64, B64URL)),
+    ("anthropic", "sk-ant-api03-" + _chars(93, B64URL) + "AA"),
+    ("stripe", "sk_" + "live_" + _chars(24)),
+    ("aws-access-key-id", "AKIAIOSFODNN7EXAMPLE"),
+    ("aws-session-key-id", "ASIA" + _chars(16, string.ascii_uppercase + string.digits)),
+    ("github-ghp", "gh" + "p_" + _chars(36)),
+    ("github-gho", "gh" + "o_" + _chars(36)),
+    ("github-ghu", "gh" + "u_" + _chars(36)),
+    ("github-ghs", "gh" + "s_" + _chars(36)),
+    ("github-ghr", "gh" + "r_" + _chars(36)),
+    ("github-fine-grained", "github_" + "pat_" + _chars(22) + "_" + _chars(59)),
+    ("slack-bot", "xo" + "xb-" + _chars(12, string.digits) + "-" + _chars(24)),
+    ("slack-user", "xo" + "xp-" + _chars(12, string.digits) + "-" + _chars(32)),
+    ("slack-legacy", "xo" + "xa-2-" + _chars(12, string.digits) + "-" + _chars(24)),
+    ("slack-app", "xa" + "pp-1-A" + _chars(10) + "-" + _chars(13, string.digits)),
+    ("google-api-key", "AI" + "za" + _chars(35, B64URL)),
+    ("hugging-face", "hf" + "_" + _chars(34)),
+    ("jwt", JWT),
+    ("private-key-rsa", PRIVATE_KEY),
+    ("private-key-openssh", OPENSSH_KEY),
+]
+
+# (kind, text, expected): credentials in context keep their context.
+IN_CONTEXT: list[tuple[str, str, str]] = [
+    (
+        "aws-secret-access-key",
+        "aws_secret_access_key = " + (aws := _chars(40, ALNUM + "/+")),
+        "aws_secret_access_key = [REDACTED]",
+    ),
+    ("aws-secret-env", f"AWS_SECRET_ACCESS_KEY={aws}", "AWS_SECRET_ACCESS_KEY=[REDACTED]"),
+    ("aws-secret-json", f'"SecretAccessKey": "{aws}"', '"SecretAccessKey": "[REDACTED]"'),
+    ("authorization-bearer", "Authorization: Bearer xyz", "Authorization: Bearer [REDACTED]"),
+    (
+        "authorization-basic",
+        "curl -H 'Authorization: Basic dXNlcjpwYXNz' https://api.example.com",
+        "curl -H 'Authorization: Basic [REDACTED]' https://api.example.com",
+    ),
+    (
+        "authorization-lowercase",
+        '{"authorization": "bearer abc.def"}',
+        '{"authorization": "bearer [REDACTED]"}',
+    ),
+    ("bearer-bare", "use Bearer 9f8e7d6c5b4a3 here", "use Bearer [REDACTED] here"),
+    (
+        "bearer-long",
+        "sent Bearer abcdefghijklmnopqrstuvwxyz now",
+        "sent Bearer [REDACTED] now",
+    ),
+    (
+        "url-password",
+        "connect to postgresql://admin:s3cr3t@db.internal:5432/prod now",
+        "connect to postgresql://admin:[REDACTED]@db.internal:5432/prod now",
+    ),
+    (
+        "url-password-no-user",
+        "redis://:hunter2@cache.local:6379/0",
+        "redis://:[REDACTED]@cache.local:6379/0",
+    ),
+    (
+        "slack-webhook",
+        "post to https://hooks.slack.com/services/T0A1B2C3D/B4E5F6G7H/" + _chars(24) + " daily",
+        "post to https://hooks.slack.com/services/[REDACTED] daily",
+    ),
+    (
+        "password-equals",
+        "login with password=hunter2 please",
+        "login with password=[REDACTED] please",
+    ),
+    ("password-capitalised", "Password: hunter2", "Password: [REDACTED]"),
+    ("passwd-colon", "passwd: hunter2\nnext line", "passwd: [REDACTED]\nnext line"),
+    ("pwd-equals", "pwd=hunter2;x=1", "pwd=[REDACTED];x=1"),
+    ("secret-equals", "secret=abc123 rest", "secret=[REDACTED] rest"),
+    ("api-key-query", "GET /v1?api_key=abc123&page=2", "GET /v1?api_key=[REDACTED]&page=2"),
+    ("api-key-header", "X-Api-Key: abc123", "X-Api-Key: [REDACTED]"),
+    ("token-equals", "token=abc123", "token=[REDACTED]"),
+    ("access-token", "access_token: 'a b c'", "access_token: '[REDACTED]'"),
+    ("client-secret", "client_secret = 'p@ss'", "client_secret = '[REDACTED]'"),
+    ("db-password-env", "DB_PASSWORD=correct-horse", "DB_PASSWORD=[REDACTED]"),
+    (
+        "json-password",
+        '{"user": "bob", "password": "it\'s secret"}',
+        '{"user": "bob", "password": "[REDACTED]"}',
+    ),
+    (
+        "escaped-json-api-key",
+        '{\\"api_key\\": \\"abc123\\", \\"n\\": 1}',
+        '{\\"api_key\\": \\"[REDACTED]\\", \\"n\\": 1}',
+    ),
+    (
+        "token-then-bearer",
+        "token: Bearer abc123def456",
+        "token: [REDACTED] [REDACTED]",
+    ),
+    (
+        "truncated-private-key",
+        "key follows\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+        "key follows\n[REDACTED]",
+    ),
+]
+
+LOOK_ALIKES = [
+    "disk-usage",
+    "task-force",
+    "risk-free",
+    "sk-",
+    "ask-me",
+    "desk-lamp",
+    "sk-learn",
+    "we use sk-learn-compatible estimators",
+    "call hf_hub_download(repo_id)",
+    "The Asia region and AKIA alone",
+    "eyJ alone, eyJhbGci without dots",
+    "max_tokens=512 and input_tokens: 1200",
+    "token count 512, tokens per second",
+    "monkey: banana",
+    "the password policy requires 12 characters",
+    "Bearer bonds are risky",
+    "the bearer of bad news",
+    "if token == None:",
+    "redis://localhost:6379/0 and https://example.com/path?q=1",
+    "ghp_short gho_ github_pat_ xoxb- xapp-",
+    "AIzaShort",
+    "key points: latency, cost",
+    "PRIVATE KEY material is never logged",
+    "email me at the office",
+    "Authorization failed for this request",
+    "sk_live_ alone",
+    "hooks.slack.com/services/short",
+]
+
+
+def _cases() -> list[Any]:
+    cases = [
+        pytest.param(f"use {secret} for the call", "use [REDACTED] for the call", id=kind)
+        for kind, secret in TOKENS
+    ]
+    cases += [pytest.param(text, expected, id=kind) for kind, text, expected in IN_CONTEXT]
+    return cases
+
+
+@pytest.mark.parametrize(("text", "expected"), _cases())
+def test_redact_credentials_replaces_the_secret_and_keeps_the_surrounding_text(
+    text: str, expected: str
+) -> None:
+    assert redact_credentials(text) == expected
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_redact_credentials_leaves_look_alikes_unchanged(text: str) -> None:
+    assert redact_credentials(text) == text
+
+
+def test_redact_credentials_redacts_several_secrets_of_different_kinds_in_one_text() -> None:
+    text = "\n".join(f"{kind}: {secret}" for kind, secret in TOKENS)
+    redacted = redact_credentials(text)
+    for _kind, secret in TOKENS:
+        assert secret not in redacted
+    assert redacted.count(REDACTED) >= len(TOKENS) - 1  # the two key blocks may merge
+
+
+def test_redact_credentials_redacts_a_multi_line_private_key_block_and_keeps_what_follows() -> None:
+    text = f"before\n{PRIVATE_KEY}\nafter {OPENSSH_KEY} end"
+    assert redact_credentials(text) == "before\n[REDACTED]\nafter [REDACTED] end"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("contact alice.smith+eval@example.co.uk today", "contact [EMAIL] today"),
+        ("cat /home/alice/projects/run.py", "cat /home/[USER]/projects/run.py"),
+        ("open file:///home/erin/notes.txt", "open file:///home/[USER]/notes.txt"),
+        ("ls /Users/bob/Library/Logs", "ls /Users/[USER]/Library/Logs"),
+        ("C:\\Users\\carol\\AppData\\x.log", "C:\\Users\\[USER]\\AppData\\x.log"),
+        ('{"path": "C:\\\\Users\\\\dave\\\\x"}', '{"path": "C:\\\\Users\\\\[USER]\\\\x"}'),
+        ("c:\\users\\frank\\x", "c:\\users\\[USER]\\x"),
+    ],
+)
+def test_mask_personal_masks_emails_and_home_directory_user_names(text: str, expected: str) -> None:
+    assert mask_personal(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://example.com/home/about",
+        "GET /api/users/42",
+        "ping @alice on chat",
+        "user@localhost",
+        "a\\b path without users",
+    ],
+)
+def test_mask_personal_leaves_urls_and_mentions_that_are_not_personal(text: str) -> None:
+    assert mask_personal(text) == text
+
+
+def test_stable_hash_is_a_16_hex_hmac_sha256_keyed_by_the_secret() -> None:
+    expected = hmac.new(SECRET.encode(), b"alice", hashlib.sha256).hexdigest()[:16]
+    assert stable_hash("alice", SECRET) == expected
+    assert len(expected) == 16
+    assert set(expected) <= set(string.hexdigits.lower())
+
+
+def test_stable_hash_depends_on_the_secret_and_the_value() -> None:
+    assert stable_hash("alice", SECRET) != stable_hash("alice", SECRET + "x")
+    assert stable_hash("alice", SECRET) != stable_hash("bob", SECRET)
+    assert stable_hash("alice", SECRET) != hashlib.sha256(b"alice").hexdigest()[:16]
+
+
+def test_stable_hash_is_the_same_in_another_process() -> None:
+    code = (
+        "import sys; from nano_export.privacy import stable_hash; print(stable_hash(*sys.argv[1:]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "session-42", SECRET],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == stable_hash("session-42", SECRET)
+
+
+def test_stable_hash_refuses_an_empty_secret() -> None:
+    with pytest.raises(InvalidSetting, match="SECRET_KEY"):
+        stable_hash("alice", "")
+
+
+# --- apply_policy ------------------------------------------------------------------------------
+
+OPENAI_KEY = TOKENS[0][1]
+
+
+def _frame() -> pd.DataFrame:
+    """Rows as the exporter reads them: Arrow-backed strings, nulls, every sensitive column."""
+    return pd.DataFrame(
+        {
+            "execution_id": ["e1", "e2", "e3"],
+            "prompt": pd.Series(
+                [f"my key is {OPENAI_KEY}", "mail bob@example.com", None], dtype="str"
+            ),
+            "response": pd.Series(
+                ["see /home/alice/out.txt", None, "password=hunter2 sent"], dtype="str"
+            ),
+            "error": pd.Series([None, "token=abc123", None], dtype="str"),
+            "arguments": pd.Series(['{"path": "/Users/bob/x"}', None, None], dtype="str"),
+            "result": pd.Series(["plain text", None, None], dtype="str"),
+            "user": pd.Series(["alice", None, "bob"], dtype="str"),
+            "session_id": pd.Series(["s-1", "s-1", None], dtype="str"),
+            "cost_usd": [0.5, None, 1.25],
+        }
+    )
+
+
+def test_apply_policy_public_drops_free_text_and_hashes_identities_keeping_nulls() -> None:
+    df = _frame()
+    out = apply_policy(df, level="public", secret=SECRET)
+    assert list(out.columns) == ["execution_id", "user", "session_id", "cost_usd"]
+    assert out["user"].tolist()[0] == stable_hash("alice", SECRET)
+    assert out["user"].tolist()[2] == stable_hash("bob", SECRET)
+    assert out["user"].isna().tolist() == [False, True, False]
+    assert out["session_id"].tolist()[:2] == [stable_hash("s-1", SECRET)] * 2
+    assert out["session_id"].isna().tolist() == [False, False, True]
+    pd.testing.assert_series_equal(out["cost_usd"], df["cost_usd"])
+    pd.testing.assert_series_equal(out["execution_id"], df["execution_id"])
+
+
+def test_apply_policy_standard_redacts_and_masks_text_hashes_sessions_and_keeps_users() -> None:
+    out = apply_policy(_frame(), level="standard", secret=SECRET)
+    assert list(out.columns) == list(_frame().columns)
+    assert out["prompt"].tolist()[:2] == ["my key is [REDACTED]", "mail [EMAIL]"]
+    assert out["response"].tolist()[0] == "see /home/[USER]/out.txt"
+    assert out["response"].tolist()[2] == "password=[REDACTED] sent"
+    assert out["error"].tolist()[1] == "token=[REDACTED]"
+    assert out["arguments"].tolist()[0] == '{"path": "/Users/[USER]/x"}'
+    assert out["result"].tolist()[0] == "plain text"
+    assert out["user"].tolist()[0] == "alice"
+    assert out["session_id"].tolist()[0] == stable_hash("s-1", SECRET)
+    for name in ("prompt", "response", "error", "session_id"):
+        assert out[name].isna().tolist() == _frame()[name].isna().tolist(), name
+
+
+def test_apply_policy_full_redacts_credentials_only_and_keeps_identities() -> None:
+    out = apply_policy(_frame(), level="full", secret=SECRET)
+    assert out["prompt"].tolist()[:2] == ["my key is [REDACTED]", "mail bob@example.com"]
+    assert out["response"].tolist()[0] == "see /home/alice/out.txt"
+    assert out["response"].tolist()[2] == "password=[REDACTED] sent"
+    pd.testing.assert_series_equal(out["user"], _frame()["user"])
+    pd.testing.assert_series_equal(out["session_id"], _frame()["session_id"])
+    assert out["prompt"].isna().tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("level", PRIVACY_LEVELS)
+def test_apply_policy_leaves_its_input_frame_unchanged(level: Any) -> None:
+    df = _frame()
+    apply_policy(df, level=level, secret=SECRET)
+    pd.testing.assert_frame_equal(df, _frame())
+
+
+def test_apply_policy_accepts_object_columns_and_non_string_values() -> None:
+    df = pd.DataFrame(
+        {
+            "prompt": pd.Series([f"k {OPENAI_KEY}", None, {"password": "x"}], dtype=object),
+            "session_id": pd.Series([7, 7, None], dtype=object),
+        }
+    )
+    out = apply_policy(df, level="standard", secret=SECRET)
+    assert out["prompt"].tolist()[0] == "k [REDACTED]"
+    assert pd.isna(out["prompt"].tolist()[1])
+    assert out["prompt"].tolist()[2] == "{'password': '[REDACTED]'}"
+    assert out["session_id"].tolist()[:2] == [stable_hash("7", SECRET)] * 2
+    assert pd.isna(out["session_id"].tolist()[2])
+
+
+def test_apply_policy_handles_frames_built_from_several_chunks() -> None:
+    df = pd.concat([_frame(), _frame()], ignore_index=True)
+    out = apply_policy(df, level="full", secret=SECRET)
+    assert out["prompt"].tolist()[3] == "my key is [REDACTED]"
+    assert out["prompt"].tolist()[0] == "my key is [REDACTED]"
+
+
+def test_apply_policy_on_frames_without_sensitive_columns_or_rows() -> None:
+    plain = pd.DataFrame({"model": ["gpt-4o"], "cost_usd": [0.1]})
+    pd.testing.assert_frame_equal(apply_policy(plain, level="public", secret=SECRET), plain)
+    empty = _frame().iloc[0:0]
+    out = apply_policy(empty, level="standard", secret=SECRET)
+    assert len(out) == 0
+    assert list(out.columns) == list(empty.columns)
+
+
+def test_apply_policy_without_sensitive_columns_needs_no_secret() -> None:
+    df = pd.DataFrame({"prompt": pd.Series([f"x {OPENAI_KEY}"], dtype="str")})
+    assert apply_policy(df, level="full", secret="")["prompt"].tolist() == ["x [REDACTED]"]
+
+
+def test_apply_policy_refuses_an_unknown_level() -> None:
+    with pytest.raises(BadInput, match="unknown privacy level 'secret'"):
+        apply_policy(_frame(), level="secret", secret=SECRET)  # type: ignore[arg-type]
+
+
+def test_apply_policy_acts_on_exactly_the_free_text_and_identity_columns() -> None:
+    assert {"prompt", "response", "error", "arguments", "result"} == FREE_TEXT
+    assert {"user", "session_id"} == IDENTITY
+    out = apply_policy(_frame(), level="public", secret=SECRET)
+    assert not FREE_TEXT & set(out.columns)
+
+
+ALL_TEXTS = (
+    [f"use {secret} now" for _, secret in TOKENS]
+    + [text for _, text, _ in IN_CONTEXT]
+    + LOOK_ALIKES
+    + ["mail a.b@example.org", "/home/alice/x", "C:\\Users\\bob\\y", "/Users/carol/z"]
+)
+
+
+@pytest.mark.parametrize("level", ["standard", "full"])
+def test_apply_policy_gives_each_cell_what_the_text_functions_give(level: Any) -> None:
+    """The vectorised pre-screen never skips a cell that the substitution would change."""
+    df = pd.DataFrame({"response": pd.Series(ALL_TEXTS, dtype="str")})
+    out = apply_policy(df, level=level, secret=SECRET)["response"].tolist()
+    for text, got in zip(ALL_TEXTS, out, strict=True):
+        want = redact_credentials(text)
+        assert got == (mask_personal(want) if level == "standard" else want), text
+
+
+# --- properties --------------------------------------------------------------------------------
+
+FRAGMENTS = st.sampled_from(
+    [secret for _, secret in TOKENS]
+    + [text for _, text, _ in IN_CONTEXT]
+    + LOOK_ALIKES
+    + [
+        "sk-",
+        "token=",
+        "Password: ",
+        "Bearer ",
+        "Authorization: ",
+        "://",
+        "@",
+        "a@b.io",
+        "/home/",
+        "\\Users\\",
+        "PRIVATE KEY",
+        "-----BEGIN EC PRIVATE KEY-----",
+        "-----END EC PRIVATE KEY-----",
+        "[REDACTED]",
+        "\n",
+        " ",
+        "'",
+        '"',
+        "=",
+        ":",
+        "\\",
+    ]
+)
+TEXTS = st.lists(st.one_of(FRAGMENTS, st.text(max_size=12)), max_size=8).map("".join)
+
+
+def _screened(text: str, screen: str) -> bool:
+    return bool(pc.match_substring_regex(pa.array([text], pa.large_string()), screen)[0].as_py())
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS)
+def test_redact_credentials_is_idempotent(text: str) -> None:
+    once = redact_credentials(text)
+    assert redact_credentials(once) == once
+    standard = mask_personal(once)
+    assert mask_personal(redact_credentials(standard)) == standard
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(TEXTS, st.text(max_size=60)))
+def test_a_text_without_a_secret_trigger_is_left_unchanged_and_never_lengthened(text: str) -> None:
+    """Texts the pre-screen lets through must be exactly those the substitution leaves alone."""
+    if not _screened(text, privacy._CREDENTIAL_SCREEN):
+        assert redact_credentials(text) == text
+    if not _screened(text, privacy._PERSONAL_SCREEN):
+        assert mask_personal(text) == text
+    if redact_credentials(text) != text:
+        assert _screened(text, privacy._CREDENTIAL_SCREEN)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=20))
+def test_apply_policy_equals_the_text_functions_on_any_column(cells: list[str | None]) -> None:
+    df = pd.DataFrame({"prompt": pd.Series(cells, dtype="str")})
+    full = apply_policy(df, level="full", secret=SECRET)["prompt"].tolist()
+    standard = apply_policy(df, level="standard", secret=SECRET)["prompt"].tolist()
+    for cell, got_full, got_standard in zip(cells, full, standard, strict=True):
+        if cell is None:
+            assert pd.isna(got_full) and pd.isna(got_standard)
+        else:
+            assert got_full == redact_credentials(cell)
+            assert got_standard == mask_personal(redact_credentials(cell))
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+ALLOWED = {
+    ("viewer", "public"),
+    ("analyst", "public"),
+    ("analyst", "standard"),
+    ("admin", "public"),
+    ("admin", "standard"),
+    ("admin", "full"),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("level", PRIVACY_LEVELS)
+def test_check_level_allows_exactly_the_levels_of_each_role(role: Any, level: Any) -> None:
+    if (role, level) in ALLOWED:
+        check_level(role, level)
+        assert level in ALLOWED_LEVELS[role]
+    else:
+        with pytest.raises(PermissionDenied) as raised:
+            check_level(role, level)
+        message = str(raised.value)
+        assert f"role '{role}'" in message
+        assert f"'{level}' was requested" in message
+
+
+def test_check_level_message_names_the_role_the_allowed_and_the_requested_level() -> None:
+    with pytest.raises(PermissionDenied) as raised:
+        check_level("viewer", "standard")
+    assert str(raised.value) == (
+        "role 'viewer' may export privacy level 'public' only; 'standard' was requested"
+    )
+    with pytest.raises(PermissionDenied) as raised:
+        check_level("analyst", "full")
+    assert str(raised.value) == (
+        "role 'analyst' may export privacy levels 'public' and 'standard' only; "
+        "'full' was requested"
+    )
+
+
+def test_check_level_refuses_an_unknown_role() -> None:
+    with pytest.raises(PermissionDenied, match="role 'guest' may not export"):
+        check_level("guest", "public")  # type: ignore[arg-type]
+
+
+def test_columns_for_level_leaves_out_free_text_at_public_only() -> None:
+    names = ["execution_id", "prompt", "model", "response", "error", "user", "arguments", "result"]
+    assert columns_for_level(names, "public") == ["execution_id", "model", "user"]
+    assert columns_for_level(names, "standard") == names
+    assert columns_for_level(names, "full") == names
