@@ -37,6 +37,19 @@ class UnknownDataset(BadInput):
     """No dataset of that name."""
 
 
+class NotReady(BadInput):
+    """The export exists but has no file to offer (still running, failed, cancelled or expired)."""
+
+    http_status = 409
+
+
+class ExportCancelled(NanoExportError):
+    """An export was cancelled while running."""
+
+    exit_code = 1
+    http_status = 409
+
+
 class NotFound(NanoExportError):
     """A record does not exist, or is not visible to the caller."""
 

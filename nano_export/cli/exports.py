@@ -1,10 +1,333 @@
-"""Commands of this group are added as their features land."""
+"""Exporting: ``export``, ``exports list|cancel|prune`` and ``audit``."""
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
 import click
+
+from nano_export import audit as audit_log
+from nano_export import jobs
+from nano_export.auth import role_of
+from nano_export.cli.common import AppContext, echo_table, handle_errors, pass_app
+from nano_export.datasets import DATASETS
+from nano_export.db import utcnow
+from nano_export.errors import BadInput, ExportFailed, PermissionDenied
+from nano_export.exporter import count_rows, estimate_bytes, plan_export
+from nano_export.models import ExportRecord, ExportRequest, FilterSpec, Role
+
+DATASET_CHOICE = click.Choice(sorted(DATASETS))
+
+
+def _parse_day(value: str | None, option: str) -> date | datetime | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{option}: {value!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from None
+
+
+def _parse_renames(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise BadInput(f"--rename {pair!r}: expected OLD=NEW")
+        out[old.strip()] = new.strip()
+    return out
+
+
+def filter_options(fn: Any) -> Any:
+    """The filter and output options shared by ``export`` and ``schedules add``."""
+    options = [
+        click.option("--provider", multiple=True, metavar="P", help="Only this provider (repeat)."),
+        click.option("--model", multiple=True, metavar="M", help="Only this model id (repeat)."),
+        click.option("--test", multiple=True, metavar="T", help="Only this test id or name."),
+        click.option("--since", metavar="DATE", help="Runs started on or after DATE (UTC)."),
+        click.option("--until", metavar="DATE", help="Runs started on or before DATE (UTC)."),
+        click.option(
+            "--success/--failed",
+            "success",
+            default=None,
+            help="Only successful (--success) or only failed (--failed) runs.",
+        ),
+        click.option(
+            "--where",
+            metavar="EXPR",
+            help="Expression on any column, e.g. \"provider = 'openai' and cost_usd > 0.01\".",
+        ),
+        click.option("--columns", metavar="a,b,c", help="Columns to write, in this order."),
+        click.option(
+            "--rename", multiple=True, metavar="OLD=NEW", help="Rename a column (repeat)."
+        ),
+        click.option(
+            "--privacy",
+            type=click.Choice(["public", "standard", "full"]),
+            default="standard",
+            show_default=True,
+            help="Privacy level of the file (limited by the user's role).",
+        ),
+        click.option("--gzip", "use_gzip", is_flag=True, help="Write a gzip file (.csv.gz)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_request(
+    dataset: str,
+    *,
+    provider: tuple[str, ...],
+    model: tuple[str, ...],
+    test: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    success: bool | None,
+    where: str | None,
+    columns: str | None,
+    rename: tuple[str, ...],
+    privacy: str,
+    use_gzip: bool,
+    excel: bool = False,
+) -> ExportRequest:
+    """An ExportRequest from the shared command-line options."""
+    spec = FilterSpec(
+        provider=provider,
+        model=model,
+        test=test,
+        since=_parse_day(since, "--since"),
+        until=_parse_day(until, "--until"),
+        success=success,
+        where=where,
+    )
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    return ExportRequest.model_validate(
+        {
+            "dataset": dataset,
+            "filters": spec,
+            "columns": cols,
+            "rename": _parse_renames(rename),
+            "privacy": privacy,
+            "format": "csv.gz" if use_gzip else "csv",
+            "excel": excel,
+        }
+    )
+
+
+def user_role(app: AppContext, user: str) -> Role:
+    """The role of a dashboard user from the credentials file; PermissionDenied when unknown."""
+    role = role_of(app.settings.auth_file, user.lower())
+    if role is None:
+        raise PermissionDenied(
+            f"unknown user {user!r} in {app.settings.auth_file}; "
+            "add it with: nano-export users add NAME --role viewer|analyst|admin"
+        )
+    return role
+
+
+def _out_path(out: Path | None, dataset: str, request: ExportRequest, several: bool) -> Path:
+    ext = ".csv.gz" if request.format == "csv.gz" else ".csv"
+    default_name = f"{dataset}-{utcnow():%Y%m%d-%H%M%S}{ext}"
+    if out is None:
+        return Path.cwd() / default_name
+    if several or out.is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+        return out / default_name
+    if not out.parent.is_dir():
+        raise BadInput(f"--out: folder {out.parent} does not exist")
+    return out
+
+
+class _Bar:
+    """A tqdm bar on a terminal; nothing when stderr is not one."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._bar: Any = None
+        self._enabled = sys.stderr.isatty()
+
+    def __call__(self, rows: int, total: int | None) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self._label, unit=" rows", file=sys.stderr)
+        self._bar.update(rows - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@click.command()
+@click.argument("datasets", nargs=-1, required=True, type=DATASET_CHOICE)
+@click.option("--user", required=True, metavar="NAME", help="Export as this dashboard user.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="File to write (a folder when several datasets are given). Default: ./DATASET-TIME.csv",
+)
+@filter_options
+@click.option("--excel", is_flag=True, help="Start the file with a UTF-8 BOM for Excel.")
+@click.option("--dry-run", is_flag=True, help="Print the matching row count and size only.")
+@pass_app
+@handle_errors
+def export(
+    app: AppContext,
+    /,
+    datasets: tuple[str, ...],
+    user: str,
+    out: Path | None,
+    dry_run: bool,
+    **options: Any,
+) -> None:
+    """Export DATASET(S) to CSV: one file each, exactly the selected rows, secrets masked.
+
+    \b
+    Datasets: evaluation-results, performance-metrics, agent-interactions.
+    Exit codes: 0 done, 1 export failed, 2 bad input, 3 permission refused,
+    4 concurrent-export limit reached.
+    """
+    role = user_role(app, user)
+    requests = [build_request(d, **options) for d in datasets]
+    engine = app.engine
+    if dry_run:
+        for request in requests:
+            plan = plan_export(request)
+            with engine.connect() as conn:
+                rows = count_rows(conn, plan)
+            size = estimate_bytes(engine, plan, secret=app.settings.resolved_secret(), rows=rows)
+            click.echo(f"{request.dataset}: {rows} rows, about {_human(size)}")
+        return
+    failed = False
+    for request in requests:
+        path = _out_path(out, request.dataset, request, several=len(requests) > 1)
+        bar = _Bar(request.dataset)
+        try:
+            rec = jobs.submit_export(
+                engine,
+                app.settings,
+                user=user.lower(),
+                role=role,
+                request=request,
+                interface="cli",
+                wait=True,
+                out_path=path,
+                on_progress=bar,
+            )
+        finally:
+            bar.close()
+        if rec.status == "succeeded":
+            click.echo(f"{rec.file_path}: {rec.rows_done} rows ({_human(rec.bytes or 0)})")
+        else:
+            failed = True
+            click.echo(f"Error: export of {request.dataset} {rec.status}: {rec.error}", err=True)
+    if failed:
+        raise ExportFailed("one or more exports failed; no partial file was left")
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+@click.group()
+def exports() -> None:
+    """List, cancel and prune exports."""
+
+
+@exports.command("list")
+@click.option("--user", metavar="NAME", help="Only this user's exports.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of export records.")
+@pass_app
+@handle_errors
+def list_(app: AppContext, user: str | None, as_json: bool) -> None:
+    """List exports, newest first."""
+    records = jobs.list_exports(app.engine, user=user.lower() if user else None)
+    if as_json:
+        click.echo(json.dumps([r.public() for r in records], indent=2))
+        return
+    echo_table([_row(r) for r in records], ["id", "owner", "dataset", "status", "rows", "size"])
+
+
+def _row(rec: ExportRecord) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "owner": rec.owner,
+        "dataset": rec.dataset,
+        "status": rec.status,
+        "rows": rec.rows_done,
+        "size": _human(rec.bytes) if rec.bytes is not None else "",
+    }
+
+
+@exports.command()
+@click.argument("export_id", metavar="ID")
+@pass_app
+@handle_errors
+def cancel(app: AppContext, export_id: str) -> None:
+    """Stop a running export; its temporary file is removed."""
+    rec = jobs.cancel_export(app.engine, export_id=export_id, user="cli", role="admin")
+    click.echo(f"{rec.id}: cancel requested ({rec.rows_done} rows written so far)")
+
+
+@exports.command()
+@pass_app
+@handle_errors
+def prune(app: AppContext) -> None:
+    """Delete export files older than NANO_EXPORT_EXPORT_RETENTION_DAYS and mark them expired."""
+    reaped = jobs.reap_stale(app.engine, app.settings)
+    pruned = jobs.prune_exports(app.engine, app.settings)
+    click.echo(f"{pruned} export(s) expired, {reaped} stalled export(s) marked failed")
+
+
+@click.command()
+@click.option("--since", metavar="DATE", help="Only events on or after DATE (UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of events.")
+@pass_app
+@handle_errors
+def audit(app: AppContext, since: str | None, as_json: bool) -> None:
+    """Show the audit log: who exported what, logins, denials."""
+    start = _parse_day(since, "--since")
+    if isinstance(start, date) and not isinstance(start, datetime):
+        start = datetime.combine(start, datetime.min.time())
+    if isinstance(start, datetime) and start.tzinfo is None:
+        from datetime import UTC
+
+        start = start.replace(tzinfo=UTC)
+    with app.engine.connect() as conn:
+        events = audit_log.list_events(conn, since=start)
+    if as_json:
+        click.echo(json.dumps([e.public() for e in events], indent=2, default=str))
+        return
+    echo_table(
+        [
+            {
+                "at": e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                "event": e.event,
+                "actor": e.actor,
+                "export": (e.export_id or "")[:10],
+                "rows": e.rows if e.rows is not None else "",
+                "reason": e.reason or "",
+            }
+            for e in events
+        ],
+        ["at", "event", "actor", "export", "rows", "reason"],
+    )
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to the main group."""
-    del group
+    group.add_command(export)
+    group.add_command(exports)
+    group.add_command(audit)

@@ -1,0 +1,206 @@
+"""The export engine: read a chunk, transform it, write it, record progress.
+
+One plan (dataset, columns, renames, filters, privacy) compiles to one bound SELECT. The engine
+streams it with ``pandas.read_sql(chunksize=…)`` on a connection with ``stream_results=True`` (a
+server-side cursor on PostgreSQL), passes every chunk through the one redaction path
+(``privacy.apply_policy``), and writes it with ``csvfmt.CsvSink`` to a temporary file that is
+renamed only when complete. Any failure removes the temporary file; no error text is ever written
+into a CSV.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, Select, func, select
+
+from nano_export import filters, privacy
+from nano_export.csvfmt import CsvSink, SinkResult
+from nano_export.datasets import FREE_TEXT, Dataset, Kind, get_dataset
+from nano_export.errors import BadInput, ExportCancelled
+from nano_export.models import ExportRequest, FilterSpec, Privacy
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """A validated export: which rows, which columns under which names, at which privacy level."""
+
+    dataset: Dataset
+    spec: FilterSpec
+    columns: tuple[str, ...]
+    rename: dict[str, str]
+    privacy: Privacy
+    gzip: bool
+    excel: bool
+
+    @property
+    def output_names(self) -> list[str]:
+        """Header names in output order, after renames."""
+        return [self.rename.get(c, c) for c in self.columns]
+
+    @property
+    def output_kinds(self) -> dict[str, Kind]:
+        """Output name → column kind, for the CSV formatter."""
+        kinds = self.dataset.kinds()
+        return {self.rename.get(c, c): kinds[c] for c in self.columns}
+
+    def statement(self) -> Select[Any]:
+        """The SELECT of this plan's rows and columns, filters bound as parameters."""
+        return filters.apply_filters(self.dataset.select(self.columns), self.spec, self.dataset)
+
+    def count_statement(self) -> Select[Any]:
+        """SELECT COUNT(*) over the same rows."""
+        base = filters.apply_filters(
+            select(func.count()).select_from(self.dataset.from_), self.spec, self.dataset
+        )
+        return base
+
+
+def plan_export(request: ExportRequest) -> ExportPlan:
+    """Check a request against its dataset and return the plan; BadInput names what is wrong."""
+    dataset = get_dataset(request.dataset)
+    known = dataset.column_names
+    if request.columns:
+        unknown = [c for c in request.columns if c not in known]
+        if unknown:
+            raise BadInput(
+                f"unknown column(s) for {dataset.name}: {', '.join(unknown)}; "
+                f"available: {', '.join(known)}"
+            )
+        dupes = sorted({c for c in request.columns if request.columns.count(c) > 1})
+        if dupes:
+            raise BadInput(f"column(s) listed twice: {', '.join(dupes)}")
+        columns = tuple(request.columns)
+        if request.privacy == "public":
+            refused = [c for c in columns if c in FREE_TEXT]
+            if refused:
+                raise BadInput(
+                    f"free-text column(s) {', '.join(refused)} are not exported at privacy "
+                    "level 'public'; choose 'standard' or leave them out"
+                )
+    else:
+        columns = tuple(privacy.columns_for_level(known, request.privacy))
+    for old, new in request.rename.items():
+        if old not in columns:
+            raise BadInput(f"cannot rename {old!r}: it is not one of the exported columns")
+        if not new or not new.strip():
+            raise BadInput(f"cannot rename {old!r} to an empty name")
+    names = [request.rename.get(c, c) for c in columns]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise BadInput(f"renames give two columns the same name: {', '.join(clashes)}")
+    filters.validate(request.filters, dataset)
+    return ExportPlan(
+        dataset=dataset,
+        spec=request.filters,
+        columns=columns,
+        rename=dict(request.rename),
+        privacy=request.privacy,
+        gzip=request.format == "csv.gz",
+        excel=request.excel,
+    )
+
+
+def count_rows(conn: Connection, plan: ExportPlan) -> int:
+    """How many rows the plan selects."""
+    return int(conn.execute(plan.count_statement()).scalar_one())
+
+
+def read_chunks(conn: Connection, plan: ExportPlan, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The plan's rows as DataFrames of at most ``chunk_rows`` rows, streamed from the server."""
+    streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+    yield from pd.read_sql(plan.statement(), streaming, chunksize=chunk_rows)
+
+
+def transform(chunk: pd.DataFrame, plan: ExportPlan, *, secret: str) -> pd.DataFrame:
+    """Apply the privacy policy, then the column order and renames of the plan."""
+    safe = privacy.apply_policy(chunk, level=plan.privacy, secret=secret)
+    out = safe[list(plan.columns)]
+    return out.rename(columns=plan.rename) if plan.rename else out
+
+
+def run_export(
+    engine: Engine,
+    plan: ExportPlan,
+    *,
+    out_path: Path,
+    secret: str,
+    chunk_rows: int,
+    on_progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+) -> SinkResult:
+    """Write the plan's rows to ``out_path``; the file appears there only when complete.
+
+    ``on_progress`` receives the rows written so far after each chunk; ``should_cancel`` is asked
+    after each chunk and stops the export with ExportCancelled. On any error the temporary file is
+    removed and the exception propagates.
+    """
+    started = time.perf_counter()
+    sink = CsvSink(
+        out_path,
+        columns=plan.output_names,
+        kinds=plan.output_kinds,
+        gzip=plan.gzip,
+        excel=plan.excel,
+    )
+    try:
+        with engine.connect() as conn:
+            for chunk in read_chunks(conn, plan, chunk_rows):
+                sink.write(transform(chunk, plan, secret=secret))
+                if on_progress is not None:
+                    on_progress(sink.rows)
+                if should_cancel is not None and should_cancel():
+                    raise ExportCancelled("export cancelled")
+        result = sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    log.info(
+        "export written",
+        extra={
+            "dataset": plan.dataset.name,
+            "rows": result.rows,
+            "bytes": result.bytes,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+    return result
+
+
+def preview(
+    engine: Engine,
+    plan: ExportPlan,
+    *,
+    secret: str,
+    limit: int = 20,
+) -> pd.DataFrame:
+    """The first ``limit`` rows of the plan exactly as the file would carry them (before CSV)."""
+    with engine.connect() as conn:
+        frame = pd.read_sql(plan.statement().limit(limit), conn)
+    return transform(frame, plan, secret=secret)
+
+
+def estimate_bytes(engine: Engine, plan: ExportPlan, *, secret: str, rows: int) -> int:
+    """Approximate file size: the formatted size of a sample, scaled to ``rows``."""
+    if rows == 0:
+        return 0
+    sample = preview(engine, plan, secret=secret, limit=min(rows, 500))
+    if sample.empty:
+        return 0
+    from nano_export.csvfmt import format_frame
+
+    text = format_frame(sample, plan.output_kinds).to_csv(index=False, header=False)
+    per_row = len(text.encode()) / len(sample)
+    header = len(",".join(plan.output_names)) + 2
+    return int(header + per_row * rows)

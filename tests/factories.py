@@ -1,0 +1,107 @@
+"""Bulk test data for export tests, inserted with SQL Core (independent of the demo seeder)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import bcrypt
+import yaml
+from sqlalchemy import Engine
+
+from nano_export.schema import execution_metrics, executions, interactions
+
+START = datetime(2025, 8, 1, tzinfo=UTC)
+MODELS = [
+    ("openai", "gpt-5-mini"),
+    ("anthropic", "claude-opus-4-1-20250805"),
+    ("ollama", "gpt-oss:20b"),
+]
+#: Planted in every 10th prompt: a credential, an email and a home directory.
+SECRET = "sk-proj-T3stKeyABCDEFGHIJKLMNOPQRSTUV"
+PLANTED = f"use {SECRET} and write to bob@example.com in /home/bob/notes.txt"
+
+
+def insert_executions(engine: Engine, n: int, *, first_id: int = 1) -> None:
+    """Insert ``n`` executions with metrics and two interactions each, in batches."""
+    batch = 5_000
+    for lo in range(first_id, first_id + n, batch):
+        hi = min(lo + batch, first_id + n)
+        ex, me, it = [], [], []
+        for i in range(lo, hi):
+            provider, model = MODELS[i % len(MODELS)]
+            ok = i % 7 != 0
+            started = START + timedelta(minutes=i)
+            ex.append(
+                {
+                    "id": i,
+                    "source_key": f"factory:{i}",
+                    "test_id": f"test_{i % 4}",
+                    "test_name": f"Test {i % 4}",
+                    "provider": provider,
+                    "model": model,
+                    "started_at": started,
+                    "success": ok,
+                    "error": None if ok else "timeout after 30 s",
+                    "execution_time_s": 1.5 + (i % 10),
+                    "prompt": PLANTED if i % 10 == 0 else f'=SUM(A{i}) what is {i}, "quoted"?',
+                    "response": f"answer {i}\nsecond line, with comma",
+                    "user": f"user{i % 3}",
+                    "session_id": f"sess-{i % 50}",
+                    "source": "factory",
+                }
+            )
+            me.append(
+                {
+                    "execution_id": i,
+                    "input_tokens": 1000 + i,
+                    "output_tokens": 100 + i % 50,
+                    "total_tokens": 1100 + i + i % 50,
+                    "cost_usd": 0.00001 * (i % 100),
+                }
+            )
+            for seq, kind in enumerate(("request", "response")):
+                it.append(
+                    {
+                        "execution_id": i,
+                        "seq": seq,
+                        "kind": kind,
+                        "tool_name": None,
+                        "arguments": None,
+                        "result": PLANTED if i % 10 == 0 else "ok",
+                        "is_error": False,
+                        "duration_s": 0.5,
+                        "started_at": started,
+                    }
+                )
+        with engine.begin() as conn:
+            conn.execute(executions.insert(), ex)
+            conn.execute(execution_metrics.insert(), me)
+            conn.execute(interactions.insert(), it)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('executions', 'id'), "
+                "(SELECT max(id) FROM executions))"
+            )
+
+
+def write_users(path: Path, users: dict[str, str], password: str = "secret-pass") -> None:
+    """Write a credentials file with one user per name → role (cheap bcrypt rounds)."""
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    config = {
+        "credentials": {
+            "usernames": {
+                name: {
+                    "email": f"{name}@example.com",
+                    "name": name.title(),
+                    "password": hashed,
+                    "roles": [role],
+                }
+                for name, role in users.items()
+            }
+        },
+        "cookie": {"name": "nano_export_auth", "expiry_days": 30},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))

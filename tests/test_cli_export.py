@@ -1,0 +1,306 @@
+"""``nano-export export``, ``exports`` and ``audit`` as a user runs them, with their exit codes."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from factories import SECRET, insert_executions, write_users
+from sqlalchemy import select
+
+from nano_export import jobs
+from nano_export.cli import main
+from nano_export.db import get_engine, utcnow
+from nano_export.schema import exports
+from nano_export.settings import Settings
+
+USERS = {"ann": "admin", "ana": "analyst", "vic": "viewer"}
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment of a configured installation with 90 executions and three users."""
+    insert_executions(get_engine(settings.db_url), 90)
+    write_users(settings.auth_file, USERS)
+    values = {
+        "NANO_EXPORT_DATA_DIR": str(settings.data_dir),
+        "NANO_EXPORT_DATABASE_URL": settings.db_url,
+        "NANO_EXPORT_SECRET_KEY": settings.secret_key,
+        "NANO_EXPORT_CHUNK_ROWS": "30",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    if result.exit_code:
+        print(result.stderr)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_export_writes_the_file_and_prints_its_row_count(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "results.csv"
+    code, stdout, _ = run(
+        "export", "evaluation-results", "--user", "ana", "--out", str(out), "--model", "gpt-5-mini"
+    )
+    assert code == 0
+    assert f"{out}: 30 rows" in stdout
+    rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert len(rows) == 30
+    assert {r["model"] for r in rows} == {"gpt-5-mini"}
+    assert all(SECRET not in r["prompt"] for r in rows)
+
+
+def test_columns_renames_gzip_and_excel_shape_the_file(env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "m.csv.gz"
+    code, _, _ = run(
+        "export",
+        "performance-metrics",
+        "--user",
+        "ana",
+        "--out",
+        str(out),
+        "--columns",
+        "model,cost_usd,execution_id",
+        "--rename",
+        "cost_usd=cost",
+        "--gzip",
+        "--excel",
+        "--where",
+        "execution_id <= 3",
+    )
+    assert code == 0
+    text = gzip.decompress(out.read_bytes()).decode("utf-8")
+    assert text.startswith("\ufeffmodel,cost,execution_id\r\n")
+    assert text.count("\r\n") == 4
+
+
+def test_several_datasets_write_one_file_each(env: dict[str, str], tmp_path: Path) -> None:
+    code, stdout, _ = run(
+        "export",
+        "evaluation-results",
+        "agent-interactions",
+        "--user",
+        "ann",
+        "--out",
+        str(tmp_path / "both"),
+        "--privacy",
+        "full",
+        "--failed",
+    )
+    assert code == 0
+    files = sorted((tmp_path / "both").iterdir())
+    assert len(files) == 2
+    assert "agent-interactions" in stdout and "evaluation-results" in stdout
+
+
+def test_dry_run_prints_count_and_size_and_writes_nothing(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    os.chdir(work)
+    code, stdout, _ = run("export", "evaluation-results", "--user", "ana", "--dry-run", "--success")
+    assert code == 0
+    assert stdout.startswith("evaluation-results: 78 rows, about ")
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--where", "cost_usd > 'x'"], 2, "cost_usd"),
+        (["--where", "nope = 1"], 2, "unknown column 'nope'"),
+        (["--since", "2025-13-01"], 2, "--since"),
+        (["--since", "2025-09-01", "--until", "2025-08-01"], 2, "after"),
+        (["--columns", "model,bogus"], 2, "bogus"),
+        (["--rename", "model"], 2, "OLD=NEW"),
+        (["--privacy", "full"], 3, "analyst"),
+    ],
+)
+def test_bad_input_and_refusals_exit_with_the_documented_codes(
+    env: dict[str, str], tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    out = tmp_path / "x.csv"
+    got, _, stderr = run("export", "evaluation-results", "--user", "ana", "--out", str(out), *args)
+    assert got == code
+    assert message in stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_an_unknown_user_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    code, _, stderr = run("export", "evaluation-results", "--user", "mallory", "--dry-run")
+    assert code == 3
+    assert "users add" in stderr
+
+
+def test_exports_list_json_has_the_api_fields(env: dict[str, str], tmp_path: Path) -> None:
+    run("export", "performance-metrics", "--user", "ana", "--out", str(tmp_path / "a.csv"))
+    code, stdout, _ = run("exports", "list", "--json", "--user", "ana")
+    assert code == 0
+    records = json.loads(stdout)
+    assert len(records) == 1
+    assert set(records[0]) == {
+        "id",
+        "dataset",
+        "status",
+        "rows_done",
+        "rows_total",
+        "bytes",
+        "sha256",
+        "error",
+        "created_at",
+        "finished_at",
+    }
+    assert records[0]["rows_done"] == 90
+    code, stdout, _ = run("exports", "list")
+    assert records[0]["id"] in stdout
+
+
+def test_audit_json_lists_events_with_actor_and_time(env: dict[str, str], tmp_path: Path) -> None:
+    run("export", "performance-metrics", "--user", "ana", "--out", str(tmp_path / "a.csv"))
+    run("export", "performance-metrics", "--user", "vic", "--out", str(tmp_path / "b.csv"))
+    code, stdout, _ = run("audit", "--json", "--since", "2020-01-01")
+    assert code == 0
+    events = json.loads(stdout)
+    assert [e["event"] for e in events] == [
+        "export.requested",
+        "export.started",
+        "export.succeeded",
+        "export.denied",
+    ]
+    assert events[-1]["actor"] == "vic" and "viewer" in events[-1]["reason"]
+    assert all("at" in e for e in events)
+    code, stdout, _ = run("audit")
+    assert "export.denied" in stdout
+
+
+def test_prune_and_cancel_report_what_they_did(env: dict[str, str]) -> None:
+    code, stdout, _ = run("exports", "prune")
+    assert code == 0 and "0 export(s) expired" in stdout
+    code, _, stderr = run("exports", "cancel", "nope")
+    assert code == 2 and "no export nope" in stderr
+
+
+BARRIER = """
+import sys, time
+from pathlib import Path
+from nano_export.cli import main
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.005)
+main(sys.argv[2:], prog_name="nano-export")
+"""
+
+
+def _spawn(env: dict[str, str], args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", BARRIER, *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_four_concurrent_exports_of_one_user_give_exactly_one_refusal(
+    env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    insert_executions(get_engine(settings.db_url), 2_000, first_id=1_000)
+    go = tmp_path / "go"
+    procs = [
+        _spawn(
+            {**env, "NANO_EXPORT_CHUNK_ROWS": "100"},
+            [
+                str(go),
+                "export",
+                "evaluation-results",
+                "--user",
+                "ana",
+                "--out",
+                str(tmp_path / f"{n}.csv"),
+            ],
+            tmp_path,
+        )
+        for n in range(4)
+    ]
+    time.sleep(3)  # every process has imported the package and waits at the barrier
+    go.touch()
+    results = [(p.wait(timeout=180), p.stderr.read().decode() if p.stderr else "") for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 0, 0, 4], results
+    refused = next(err for code, err in results if code == 4)
+    assert "at once" in refused
+    assert len(list(tmp_path.glob("*.csv"))) == 3
+
+
+def test_kill_9_mid_export_leaves_no_file_and_the_export_is_failed(
+    env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    engine = get_engine(settings.db_url)
+    insert_executions(engine, 6_000, first_id=1_000)
+    out = tmp_path / "big.csv"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nano_export",
+            "export",
+            "evaluation-results",
+            "--user",
+            "ana",
+            "--out",
+            str(out),
+        ],
+        env={**os.environ, **env, "NANO_EXPORT_CHUNK_ROWS": "100"},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                row = conn.execute(select(exports.c.id, exports.c.rows_done)).first()
+            if row is not None and row.rows_done > 0:
+                break
+            time.sleep(0.05)
+        assert row is not None and row.rows_done > 0, "the export never started"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert not out.exists()
+    assert list(tmp_path.glob(".big.csv.*.part")), "the dead worker's temporary file is there"
+    later = utcnow() + timedelta(seconds=settings.heartbeat_timeout_s + 1)
+    assert jobs.reap_stale(engine, settings, now=later) == 1
+    rec = jobs.get_export(engine, export_id=row.id, user="ana", role="analyst")
+    assert rec.status == "failed"
+    assert not out.exists()
+    assert not list(tmp_path.glob(".big.csv.*.part"))
+    # the slot is free again: the user can export at once
+    code, _, _ = run(
+        "export",
+        "performance-metrics",
+        "--user",
+        "ana",
+        "--out",
+        str(tmp_path / "s.csv"),
+        "--where",
+        "execution_id <= 10",
+    )
+    assert code == 0
