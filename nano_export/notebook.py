@@ -1,0 +1,168 @@
+"""A notebook-friendly client over the same engine as the dashboard, the CLI and the API.
+
+>>> import nano_export
+>>> nx = nano_export.connect("sqlite:///data/nano-export.db", user="ann")
+>>> nx.count("evaluation-results", provider=["openai"], success=False)
+>>> df = nx.preview("evaluation-results", where="cost_usd > 0.01", limit=10)
+>>> record = nx.export("performance-metrics", out="metrics.csv", since="2025-08-01")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from nano_export import audit, jobs
+from nano_export.auth import role_of
+from nano_export.db import get_engine
+from nano_export.errors import PermissionDenied
+from nano_export.exporter import count_rows, plan_export, preview
+from nano_export.models import (
+    ALLOWED_LEVELS,
+    AuditEvent,
+    ExportRecord,
+    ExportRequest,
+    FilterSpec,
+    Privacy,
+    Role,
+)
+from nano_export.settings import Settings, get_settings
+
+
+class Client:
+    """One user's view of nano-export: counts, masked previews and exports, with their role."""
+
+    def __init__(self, settings: Settings, *, user: str, role: Role) -> None:
+        self.settings = settings
+        self.user = user
+        self.role = role
+        self.engine: Engine = get_engine(settings.db_url)
+
+    def __repr__(self) -> str:
+        return f"<nano_export.Client user={self.user!r} role={self.role!r}>"
+
+    @property
+    def default_privacy(self) -> Privacy:
+        """The most detailed privacy level this user's role may see."""
+        allowed = ALLOWED_LEVELS[self.role]
+        return "standard" if "standard" in allowed else allowed[-1]
+
+    def _request(
+        self,
+        dataset: str,
+        *,
+        columns: Sequence[str] | None = None,
+        rename: dict[str, str] | None = None,
+        privacy: Privacy | None = None,
+        gzip: bool = False,
+        excel: bool = False,
+        **filters: Any,
+    ) -> ExportRequest:
+        spec = FilterSpec(**{k: _tuple(v) for k, v in filters.items() if v is not None})
+        return ExportRequest(
+            dataset=dataset,
+            filters=spec,
+            columns=list(columns) if columns else None,
+            rename=rename or {},
+            privacy=privacy or self.default_privacy,
+            format="csv.gz" if gzip else "csv",
+            excel=excel,
+        )
+
+    def count(self, dataset: str = "evaluation-results", **filters: Any) -> int:
+        """How many rows of ``dataset`` match the filters (provider, model, test, since, …)."""
+        plan = plan_export(self._request(dataset, **filters))
+        with self.engine.connect() as conn:
+            return count_rows(conn, plan)
+
+    def preview(
+        self,
+        dataset: str = "evaluation-results",
+        *,
+        limit: int = 20,
+        columns: Sequence[str] | None = None,
+        privacy: Privacy | None = None,
+        **filters: Any,
+    ) -> pd.DataFrame:
+        """The first rows as the export file would carry them, at the user's privacy level."""
+        from nano_export.privacy import check_level
+
+        request = self._request(dataset, columns=columns, privacy=privacy, **filters)
+        check_level(self.role, request.privacy)
+        plan = plan_export(request)
+        return preview(self.engine, plan, secret=self.settings.resolved_secret(), limit=limit)
+
+    def export(
+        self,
+        dataset: str = "evaluation-results",
+        *,
+        out: str | Path | None = None,
+        columns: Sequence[str] | None = None,
+        rename: dict[str, str] | None = None,
+        privacy: Privacy | None = None,
+        gzip: bool = False,
+        excel: bool = False,
+        **filters: Any,
+    ) -> ExportRecord:
+        """Export to a CSV file (the export folder, or ``out``); returns the finished record."""
+        request = self._request(
+            dataset,
+            columns=columns,
+            rename=rename,
+            privacy=privacy,
+            gzip=gzip,
+            excel=excel,
+            **filters,
+        )
+        return jobs.submit_export(
+            self.engine,
+            self.settings,
+            user=self.user,
+            role=self.role,
+            request=request,
+            interface="notebook",
+            wait=True,
+            out_path=Path(out) if out is not None else None,
+        )
+
+    def exports(self) -> list[ExportRecord]:
+        """This user's exports, newest first."""
+        return jobs.list_exports(self.engine, user=self.user)
+
+    def audit(self, *, since: datetime | None = None) -> list[AuditEvent]:
+        """The audit log (admins only)."""
+        if self.role != "admin":
+            raise PermissionDenied("only admins may read the audit log")
+        with self.engine.connect() as conn:
+            return audit.list_events(conn, since=since)
+
+
+def _tuple(value: Any) -> Any:
+    if isinstance(value, str | date | datetime | bool):
+        return value
+    if isinstance(value, Sequence):
+        return tuple(value)
+    return value
+
+
+def connect(url: str | None = None, *, user: str, role: Role | None = None) -> Client:
+    """A client for ``user`` on the database at ``url`` (default: the configured one).
+
+    The role comes from the dashboard's credentials file; pass ``role`` when there is none.
+    """
+    settings = get_settings(**({"database_url": url} if url else {}))
+    found = role_of(settings.auth_file, user.lower())
+    if found is None and role is None:
+        raise PermissionDenied(
+            f"unknown user {user!r}: add it with `nano-export users add` or pass role=..."
+        )
+    if found is not None and role is not None and role != found:
+        raise PermissionDenied(f"user {user!r} has role {found!r}, not {role!r}")
+    resolved = found if found is not None else role
+    assert resolved is not None
+    return Client(settings, user=user.lower(), role=resolved)
