@@ -1,0 +1,199 @@
+"""Export speed and memory: this engine against the sqlite3 CLI, naive pandas and psql \\copy.
+
+Seeds N executions (default 100,000 and 1,000,000) into a fresh SQLite file and, when a PostgreSQL
+URL is given, into a fresh PostgreSQL database; then exports ``evaluation-results`` at the default
+privacy level (standard) with each method in its own child process and prints wall time, peak RSS
+and file size. Every figure comes from the same run on the same machine.
+
+    python bench/export_bench.py [--rows 100000 1000000] [--pg-url postgresql+psycopg://…/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+HERE = Path(__file__).resolve()
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+
+
+# --- methods, each run in a fresh child process ------------------------------------------------
+
+
+def method_engine(url: str, out: Path) -> int:
+    """nano-export's engine, exactly as the CLI runs it."""
+    from nano_export.db import get_engine
+    from nano_export.exporter import plan_export, run_export
+    from nano_export.models import ExportRequest
+
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    result = run_export(get_engine(url), plan, out_path=out, secret=SECRET, chunk_rows=50_000)
+    return result.rows
+
+
+def method_naive_pandas(url: str, out: Path) -> int:
+    """pandas read_sql of the whole join, then to_csv: no chunks, no redaction."""
+    import pandas as pd
+
+    from nano_export.datasets import get_dataset
+    from nano_export.db import get_engine
+
+    with get_engine(url).connect() as conn:
+        frame = pd.read_sql(get_dataset("evaluation-results").select(), conn)
+    frame.to_csv(out, index=False)
+    return len(frame)
+
+
+def method_sqlite_cli(url: str, out: Path) -> int:
+    """The sqlite3 command-line tool dumping the executions table as CSV."""
+    db = make_url(url).database
+    with out.open("wb") as fh:
+        subprocess.run(
+            ["sqlite3", "-header", "-csv", str(db), "SELECT * FROM executions"],
+            stdout=fh,
+            check=True,
+        )
+    return -1
+
+
+def method_psql_copy(url: str, out: Path) -> int:
+    """psql \\copy of the executions table to CSV."""
+    u = make_url(url)
+    conn = (
+        f"host={u.host or '127.0.0.1'} port={u.port or 5432} user={u.username} dbname={u.database}"
+    )
+    subprocess.run(
+        ["psql", conn, "-q", "-c", f"\\copy executions TO '{out}' WITH (FORMAT csv, HEADER)"],
+        check=True,
+    )
+    return -1
+
+
+METHODS = {
+    "engine": method_engine,
+    "naive-pandas": method_naive_pandas,
+    "sqlite3-cli": method_sqlite_cli,
+    "psql-copy": method_psql_copy,
+}
+
+
+def child(method: str, url: str, out: str) -> None:
+    """Run one method and print its figures as JSON (RSS includes any tool it started).
+
+    Libraries are imported before the clock starts: the figures compare export work, not imports.
+    """
+    if method in ("engine", "naive-pandas"):
+        import pandas  # noqa: F401
+
+        import nano_export.exporter  # noqa: F401
+    start = time.perf_counter()
+    rows = METHODS[method](url, Path(out))
+    wall = time.perf_counter() - start
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"wall": wall, "rss_mb": max(own, kids) / 1024, "rows": rows}))
+
+
+def measure(method: str, url: str, folder: Path) -> dict[str, float]:
+    """Run ``method`` in a child process and return its figures plus the file size."""
+    out = folder / f"{method}.csv"
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "--child", method, url, str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
+    figures: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures["mb"] = out.stat().st_size / 1e6
+    out.unlink()
+    return figures
+
+
+def seed(url: str, rows: int) -> float:
+    """Seed ``rows`` executions in a child process; returns seconds."""
+    code = (
+        "from nano_export.db import get_engine, upgrade\n"
+        "from nano_export.seed import seed_database\n"
+        f"e = get_engine({url!r}); upgrade(e); seed_database(e, rows={rows}, seed=1)"
+    )
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - start
+
+
+def report(label: str, rows: int, results: dict[str, dict[str, float]], baseline: str) -> None:
+    """Print one table of figures, with times relative to ``baseline``."""
+    base = results[baseline]["wall"]
+    print(f"\n{label}, {rows:,} executions (evaluation-results, privacy standard)")
+    print(
+        f"  {'method':<14} {'wall s':>8} {'x ' + baseline:>16} {'peak RSS MB':>12} {'file MB':>9}"
+    )
+    for name, f in results.items():
+        print(
+            f"  {name:<14} {f['wall']:>8.2f} {f['wall'] / base:>16.2f} "
+            f"{f['rss_mb']:>12.0f} {f['mb']:>9.1f}"
+        )
+
+
+def main() -> None:
+    """Parse arguments and run every benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--pg-url", default=os.environ.get("NANO_EXPORT_TEST_PG_URL", ""))
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="nano-export-bench-"))
+    engine_rss: dict[str, list[float]] = {}
+    try:
+        for rows in args.rows:
+            url = f"sqlite:///{folder / f'bench-{rows}.db'}"
+            print(f"seeding {rows:,} executions into SQLite: {seed(url, rows):.1f} s", flush=True)
+            results = {
+                m: measure(m, url, folder) for m in ("sqlite3-cli", "engine", "naive-pandas")
+            }
+            report("SQLite", rows, results, "sqlite3-cli")
+            engine_rss.setdefault("SQLite", []).append(results["engine"]["rss_mb"])
+            (folder / f"bench-{rows}.db").unlink()
+            if args.pg_url:
+                admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+                name = f"nano_export_bench_{uuid.uuid4().hex[:8]}"
+                with admin.connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                pg = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
+                try:
+                    print(f"seeding {rows:,} executions into PostgreSQL: {seed(pg, rows):.1f} s")
+                    results = {m: measure(m, pg, folder) for m in ("psql-copy", "engine")}
+                    report("PostgreSQL", rows, results, "psql-copy")
+                    engine_rss.setdefault("PostgreSQL", []).append(results["engine"]["rss_mb"])
+                finally:
+                    with admin.connect() as conn:
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    admin.dispose()
+        if len(args.rows) > 1:
+            for db, values in engine_rss.items():
+                print(
+                    f"\n{db}: engine peak RSS at {args.rows[-1]:,} rows is "
+                    f"{values[-1] / values[0]:.2f}x that at {args.rows[0]:,} rows"
+                )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
