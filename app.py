@@ -1,7 +1,7 @@
-"""Entry point of the dashboard: ``streamlit run app.py``."""
+"""Server entry: ``streamlit run app.py`` serves the dashboard and the HTTP API on one port."""
 
 import streamlit as st
 
-st.set_page_config(page_title="nano-export", page_icon="📦", layout="wide")
-st.title("nano-export")
-st.write("The dashboard is being built. Use the `nano-export` command line meanwhile.")
+from nano_export import api
+
+app = st.App("dashboard.py", routes=api.routes(), middleware=api.middleware())

@@ -1,0 +1,177 @@
+"""The OpenAPI 3.1 description of the HTTP API (``GET /api/openapi.json``)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from nano_export.models import ExportRequest
+
+_REF = "#/components/schemas/{model}"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+_EXPORT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "dataset": {"type": "string"},
+        "status": {
+            "type": "string",
+            "enum": ["queued", "running", "succeeded", "failed", "cancelled", "expired"],
+        },
+        "rows_done": {"type": "integer"},
+        "rows_total": {"type": ["integer", "null"]},
+        "bytes": {"type": ["integer", "null"]},
+        "sha256": {"type": ["string", "null"]},
+        "error": {"type": ["string", "null"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"},
+        "owner": {"type": "string", "description": "Only with ?all=1 (admins)."},
+    },
+    "required": ["id", "dataset", "status", "rows_done", "created_at"],
+}
+
+_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_UNAUTHORIZED = _error("Missing, invalid, revoked or expired credentials.")
+_NOT_FOUND = _error("No such export, or not the caller's (admins see all).")
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The API description, with the request body schema generated from ``ExportRequest``."""
+    _, generated = models_json_schema([(ExportRequest, "validation")], ref_template=_REF)
+    schemas: dict[str, Any] = dict(generated.get("$defs", {}))
+    schemas["Export"] = _EXPORT
+    schemas["Error"] = {
+        "type": "object",
+        "properties": {"error": {"type": "string"}},
+        "required": ["error"],
+    }
+    export_ref = {"$ref": "#/components/schemas/Export"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "nano-export",
+            "version": "1",
+            "description": "Export LLM agent evaluation data as CSV. Authenticate with "
+            "'Authorization: Bearer TOKEN' (nano-export tokens create NAME) or the dashboard's "
+            "login cookie.",
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "nano_export_auth"},
+            },
+        },
+        "security": [{"bearer": []}, {"cookie": []}],
+        "paths": {
+            "/api/exports": {
+                "post": {
+                    "summary": "Start an export",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ExportRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Accepted; poll GET /api/exports/{id}.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "id": {"type": "string"},
+                                            "status": {"type": "string"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": _UNAUTHORIZED,
+                        "403": _error("Privacy level above the caller's role."),
+                        "422": _error("Invalid request: body, dataset, column or filter."),
+                        "429": _error("The caller already runs the most exports allowed."),
+                    },
+                },
+                "get": {
+                    "summary": "The caller's exports, newest first",
+                    "parameters": [
+                        {
+                            "name": "all",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["1"]},
+                            "description": "Admins only: everyone's exports, with 'owner'.",
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Exports.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"type": "array", "items": export_ref}
+                                }
+                            },
+                        },
+                        "401": _UNAUTHORIZED,
+                        "403": _error("?all=1 from a caller who is not an admin."),
+                    },
+                },
+            },
+            "/api/exports/{export_id}": {
+                "get": {
+                    "summary": "One export's status and progress",
+                    "parameters": [_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The export.",
+                            "content": {"application/json": {"schema": export_ref}},
+                        },
+                        "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND,
+                    },
+                }
+            },
+            "/api/exports/{export_id}/download": {
+                "get": {
+                    "summary": "The export's file, streamed from disk",
+                    "parameters": [_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The file, with a Content-Disposition file name.",
+                            "content": {
+                                "text/csv": {"schema": {"type": "string"}},
+                                "application/gzip": {
+                                    "schema": {"type": "string", "contentEncoding": "binary"}
+                                },
+                            },
+                        },
+                        "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND,
+                        "409": _error("The export has no file: not finished, failed or expired."),
+                    },
+                }
+            },
+            "/api/health": {
+                "get": {
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {"200": {"description": '{"status": "ok"}'}},
+                }
+            },
+        },
+    }
