@@ -1,0 +1,60 @@
+"""Explore: headline numbers, charts and redacted sample rows of the filtered selection."""
+
+import streamlit as st
+
+from nano_export import filters
+from nano_export.ui import charts, context, data, session, sidebar, widgets
+
+user = session.require_user()
+settings = context.app_settings()
+db_url = settings.db_url
+
+st.title("Explore")
+with widgets.friendly_errors():
+    selection = sidebar.filter_sidebar(db_url)
+    if selection.spec is None:
+        st.warning("Fix the filter in the sidebar to see results.", icon="⚠️")
+        st.stop()
+    spec_json = selection.spec.to_json()
+    st.caption(f"**{selection.dataset}** · {filters.describe(selection.spec)}")
+    summary = data.summary(db_url, selection.dataset, spec_json)
+
+    cols = st.columns(4)
+    cols[0].metric("Runs", widgets.fmt_int(summary.rows))
+    rate = summary.success_rate
+    cols[1].metric("Success rate", "—" if rate is None else f"{rate:.1%}")
+    cols[2].metric("Total cost", widgets.fmt_usd(summary.total_cost))
+    latency = summary.median_latency
+    cols[3].metric("Median latency", "—" if latency is None else f"{latency:.2f} s")
+
+    if summary.rows == 0:
+        st.info("No runs match these filters — widen the selection in the sidebar.", icon="🔎")
+        st.stop()
+
+    per_model = data.by_model(db_url, selection.dataset, spec_json)
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Success rate by model")
+        st.plotly_chart(charts.success_rate(per_model), width="stretch")
+    with right:
+        st.subheader("Latency distribution by model")
+        hist = data.latency_histogram(db_url, selection.dataset, spec_json)
+        st.plotly_chart(charts.latency_distribution(hist), width="stretch")
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Cost per run")
+        st.plotly_chart(charts.cost_per_run(per_model), width="stretch")
+    with right:
+        st.subheader("Runs over time")
+        over_time = data.runs_over_time(db_url, selection.dataset, spec_json)
+        st.plotly_chart(charts.runs_over_time(over_time), width="stretch")
+
+    level = user.top_level
+    st.subheader("Sample rows")
+    st.caption(
+        f"First 50 matching rows at privacy level **{level}** — credentials are always "
+        "redacted; the export uses the same redaction."
+    )
+    sample = data.preview(db_url, selection.dataset, spec_json, level, settings.resolved_secret())
+    st.dataframe(sample, width="stretch", hide_index=True, height=360)
+    st.caption("🔗 The address bar holds these filters: copy it to share this view.")

@@ -1,0 +1,29 @@
+"""Export: choose columns, renames, privacy and format; start, follow and download the file."""
+
+import streamlit as st
+
+from nano_export import filters
+from nano_export.ui import context, exporting, session, sidebar, widgets
+
+user = session.require_user()
+settings = context.app_settings()
+
+st.title("Export")
+with widgets.friendly_errors():
+    selection = sidebar.filter_sidebar(settings.db_url)
+    if selection.spec is None:
+        st.warning("Fix the filter in the sidebar before exporting.", icon="⚠️")
+        st.stop()
+    st.caption(f"**{selection.dataset}** · {filters.describe(selection.spec)}")
+    request = exporting.request_form(user, selection)
+    if request is not None:
+        st.divider()
+        rows = exporting.estimate_row(settings, request)
+        if rows == 0:
+            st.info("Empty selection: no rows match these filters.", icon="🔎")
+        if st.button("Start export", type="primary", disabled=rows == 0):
+            exporting.start(settings, user, request)
+        with st.expander("Copy as CLI command"):
+            st.code(widgets.cli_command(request, user=user.username), language="bash")
+with widgets.friendly_errors():
+    exporting.active_export(settings, user)

@@ -1,0 +1,171 @@
+"""Export page pieces: the request form, the progress fragment and the result."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from nano_export import jobs, privacy
+from nano_export.datasets import get_dataset
+from nano_export.db import get_engine
+from nano_export.models import ALLOWED_LEVELS, FINAL_STATUSES, ExportRecord, ExportRequest, Privacy
+from nano_export.settings import Settings
+from nano_export.ui import data, widgets
+from nano_export.ui.session import CurrentUser
+from nano_export.ui.sidebar import Selection
+
+FORMATS: dict[str, tuple[str, bool]] = {
+    "CSV": ("csv", False),
+    "CSV, gzip": ("csv.gz", False),
+    "Excel-compatible CSV": ("csv", True),
+}
+ACTIVE = "nx_export_id"
+K_COLUMNS, K_RENAMES, K_PRIVACY, K_FORMAT = "nx_columns", "nx_renames", "nx_privacy", "nx_format"
+
+
+def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | None:
+    """Columns, renames, privacy and format; returns the request (also in session state)."""
+    assert selection.spec is not None
+    ds = get_dataset(selection.dataset)
+    levels = ALLOWED_LEVELS[user.role]
+    left, right = st.columns([2, 1])
+    with right:
+        default_level: Privacy = "standard" if "standard" in levels else levels[0]
+        level: Privacy = st.radio(
+            "Privacy level",
+            levels,
+            index=levels.index(default_level),
+            key=K_PRIVACY,
+            help="public: no free text, identities hashed · standard: personal data masked · "
+            "full: as stored. Credentials are redacted at every level.",
+        )
+        fmt = st.radio("Format", list(FORMATS), key=K_FORMAT)
+    with left:
+        available = privacy.columns_for_level(list(ds.column_names), level)
+        if st.session_state.get(f"{K_COLUMNS}_ds") != ds.name:
+            st.session_state[K_COLUMNS] = available
+            st.session_state[f"{K_COLUMNS}_ds"] = ds.name
+        st.session_state[K_COLUMNS] = [
+            c for c in st.session_state.get(K_COLUMNS, available) if c in available
+        ]
+        columns = st.multiselect(
+            "Columns (in this order)",
+            available,
+            key=K_COLUMNS,
+            help="Pick and order the columns of the file.",
+        )
+        if level == "public":
+            st.caption("Free-text columns are left out at the public level.")
+        renames_df = st.data_editor(
+            pd.DataFrame({"column": columns, "new name": [""] * len(columns)}),
+            key=K_RENAMES,
+            hide_index=True,
+            disabled=["column"],
+            width="stretch",
+            height=min(38 + 35 * max(len(columns), 1), 280),
+        )
+    if not columns:
+        st.warning("Choose at least one column.")
+        return None
+    rename = {
+        str(r["column"]): str(r["new name"]).strip()
+        for r in renames_df.to_dict("records")
+        if str(r.get("new name") or "").strip() and str(r["new name"]).strip() != r["column"]
+    }
+    fmt_name, excel = FORMATS[fmt]
+    request = ExportRequest(
+        dataset=ds.name,
+        filters=selection.spec,
+        columns=None if list(columns) == list(available) else list(columns),
+        rename=rename,
+        privacy=level,
+        format=fmt_name,  # type: ignore[arg-type]
+        excel=excel,
+    )
+    st.session_state["export_request"] = request
+    return request
+
+
+def estimate_row(settings: Settings, request: ExportRequest) -> int:
+    """The dry-run estimate: matching rows and approximate size; returns the row count."""
+    est = data.estimate(
+        settings.db_url,
+        request.dataset,
+        request.filters.to_json(),
+        tuple(request.columns) if request.columns else None,
+        request.privacy,
+        settings.resolved_secret(),
+    )
+    size = est.approx_bytes / 4 if request.format == "csv.gz" else est.approx_bytes
+    cols = st.columns(3)
+    cols[0].metric("Rows to export", widgets.fmt_int(est.rows))
+    cols[1].metric("Approximate size", ("~" + widgets.fmt_bytes(size)) if est.rows else "—")
+    cols[2].metric("Privacy", request.privacy)
+    return est.rows
+
+
+def start(settings: Settings, user: CurrentUser, request: ExportRequest) -> None:
+    """Submit the export (its own thread runs it) and follow it on this page."""
+    rec = jobs.submit_export(
+        get_engine(settings.db_url),
+        settings,
+        user=user.username,
+        role=user.role,
+        request=request,
+        interface="dashboard",
+    )
+    st.session_state[ACTIVE] = rec.id
+
+
+def show_record(rec: ExportRecord) -> None:
+    """Status, progress and, when done, the download link of one export."""
+    icon = widgets.STATUS_ICONS.get(rec.status, "")
+    done = widgets.fmt_int(rec.rows_done)
+    total = widgets.fmt_int(rec.rows_total)
+    st.progress(widgets.progress_fraction(rec), text=f"{icon} {rec.status} · {done} / {total} rows")
+    if rec.status == "succeeded":
+        st.success(
+            f"Export finished: {widgets.fmt_int(rec.rows_done)} rows, "
+            f"{widgets.fmt_bytes(rec.bytes)} · sha256 `{(rec.sha256 or '')[:16]}…`"
+        )
+        widgets.download_link(rec)
+    elif rec.status == "failed":
+        st.error(f"Export failed: {rec.error or 'unknown reason'}")
+    elif rec.status in ("cancelled", "expired"):
+        st.warning(f"Export {rec.status}.")
+
+
+@st.fragment(run_every=1)
+def follow(settings: Settings, user: CurrentUser, export_id: str) -> None:
+    """Poll the export row every second until it is final (threads never call st.*)."""
+    engine = get_engine(settings.db_url)
+    rec = jobs.get_export(engine, export_id=export_id, user=user.username, role=user.role)
+    show_record(rec)
+    if rec.status in FINAL_STATUSES:
+        st.session_state[f"{ACTIVE}_final"] = export_id
+        st.rerun(scope="app")  # stop polling: the page now shows the final state statically
+    if st.button("Cancel export", key=f"cancel_{export_id}"):
+        with widgets.friendly_errors():
+            jobs.cancel_export(
+                engine,
+                export_id=export_id,
+                user=user.username,
+                role=user.role,
+                interface="dashboard",
+            )
+            st.toast("Cancelling…")
+
+
+def active_export(settings: Settings, user: CurrentUser) -> None:
+    """The export started from this page: a live fragment while it runs, then its result."""
+    export_id = st.session_state.get(ACTIVE)
+    if not export_id:
+        return
+    st.subheader("Current export")
+    if st.session_state.get(f"{ACTIVE}_final") == export_id:
+        rec = jobs.get_export(
+            get_engine(settings.db_url), export_id=export_id, user=user.username, role=user.role
+        )
+        show_record(rec)
+    else:
+        follow(settings, user, export_id)

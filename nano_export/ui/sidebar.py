@@ -1,0 +1,178 @@
+"""The filter sidebar, kept in sync both ways with the URL query (the share link)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import streamlit as st
+
+from nano_export import filters
+from nano_export.datasets import DATASETS, get_dataset
+from nano_export.errors import InvalidFilter
+from nano_export.models import FilterSpec
+from nano_export.ui import data
+
+DEFAULT_DATASET = "evaluation-results"
+SUCCESS_CHOICES = ("Any", "Succeeded", "Failed")
+#: Widget keys, one per filter field.
+K_DATASET, K_PROVIDER, K_MODEL, K_TEST = "nx_dataset", "nx_provider", "nx_model", "nx_test"
+K_SINCE, K_UNTIL, K_SUCCESS, K_WHERE = "nx_since", "nx_until", "nx_success", "nx_where"
+_SEEN = "_nx_query_seen"
+_SAVED = "_nx_query_saved"
+QUERY_KEYS = ("provider", "model", "test", "since", "until", "success", "where", "dataset")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar selects: a dataset and a valid spec, or the reason the spec is invalid."""
+
+    dataset: str
+    spec: FilterSpec | None
+    error: str | None = None
+
+
+def _current_query() -> dict[str, list[str]]:
+    return {k: st.query_params.get_all(k) for k in st.query_params if k in QUERY_KEYS}
+
+
+def _signature(params: dict[str, Any]) -> str:
+    norm = {k: [v] if isinstance(v, str) else list(v) for k, v in params.items() if v}
+    return json.dumps(norm, sort_keys=True)
+
+
+def _as_date(value: date | datetime | None) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    return value
+
+
+def _load_widgets_from_query(params: dict[str, list[str]]) -> None:
+    """Set the widgets' state from the URL (first visit, or a link opened in this session)."""
+    try:
+        spec = filters.from_query_params(params)
+    except InvalidFilter as exc:
+        st.session_state["_nx_query_error"] = f"Ignored the link's filters: {exc}"
+        spec = FilterSpec()
+    dataset = (params.get("dataset") or [DEFAULT_DATASET])[-1]
+    st.session_state[K_DATASET] = dataset if dataset in DATASETS else DEFAULT_DATASET
+    st.session_state[K_PROVIDER] = list(spec.provider)
+    st.session_state[K_MODEL] = list(spec.model)
+    st.session_state[K_TEST] = list(spec.test)
+    st.session_state[K_SINCE] = _as_date(spec.since)
+    st.session_state[K_UNTIL] = _as_date(spec.until)
+    st.session_state[K_SUCCESS] = (
+        "Any" if spec.success is None else "Succeeded" if spec.success else "Failed"
+    )
+    # An invalid where from a link is kept in the field so its error shows next to it.
+    where = (params.get("where") or [""])[-1]
+    st.session_state[K_WHERE] = where
+
+
+def _options(choices: list[str], key: str) -> list[str]:
+    chosen = [v for v in st.session_state.get(key) or [] if v not in choices]
+    return sorted(set(choices) | set(chosen))
+
+
+def _widgets_spec() -> tuple[FilterSpec, str]:
+    success = st.session_state.get(K_SUCCESS, "Any")
+    where = (st.session_state.get(K_WHERE) or "").strip()
+    spec = FilterSpec(
+        provider=tuple(st.session_state.get(K_PROVIDER) or ()),
+        model=tuple(st.session_state.get(K_MODEL) or ()),
+        test=tuple(st.session_state.get(K_TEST) or ()),
+        since=st.session_state.get(K_SINCE),
+        until=st.session_state.get(K_UNTIL),
+        success=None if success in (None, "Any") else success == "Succeeded",
+        where=where or None,
+    )
+    return spec, where
+
+
+def filter_sidebar(db_url: str) -> Selection:
+    """Render the filters in the sidebar; return the selection and write it to the URL."""
+    query = _current_query()
+    seen = st.session_state.get(_SEEN)
+    # A link opened in this session wins; an empty query after a page switch keeps the widgets
+    # (Streamlit drops the query on page changes) and is written back below.
+    if seen is None or (query and seen != _signature(query)):
+        _load_widgets_from_query(query)
+    elif K_DATASET not in st.session_state:  # widget state is dropped with the page it was on
+        _load_widgets_from_query(st.session_state.get(_SAVED) or {})
+    # Re-assign the values so the same widgets on another page start from them (Streamlit ties
+    # widget state to the page that drew it).
+    for key in (K_DATASET, K_PROVIDER, K_MODEL, K_TEST, K_SINCE, K_UNTIL, K_SUCCESS, K_WHERE):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    providers, models_by_provider, tests = data.choices(db_url)
+
+    sb = st.sidebar
+    sb.header("Filters")
+    names = list(DATASETS)
+    sb.selectbox(
+        "Dataset",
+        names,
+        key=K_DATASET,
+        format_func=lambda n: n.replace("-", " ").capitalize(),
+        help="; ".join(f"{d.name}: {d.description}" for d in DATASETS.values()),
+    )
+    sb.multiselect("Provider", _options(providers, K_PROVIDER), key=K_PROVIDER, placeholder="All")
+    chosen = st.session_state.get(K_PROVIDER) or providers
+    models = sorted({m for p in chosen for m in models_by_provider.get(p, [])})
+    sb.multiselect("Model", _options(models, K_MODEL), key=K_MODEL, placeholder="All")
+    sb.multiselect("Test", _options(tests, K_TEST), key=K_TEST, placeholder="All")
+    since_col, until_col = sb.columns(2)
+    since_col.date_input("Since", key=K_SINCE, format="YYYY-MM-DD")
+    until_col.date_input("Until", key=K_UNTIL, format="YYYY-MM-DD")
+    sb.segmented_control("Outcome", SUCCESS_CHOICES, key=K_SUCCESS)
+    with sb.expander("Advanced", expanded=bool(st.session_state.get(K_WHERE))):
+        st.text_area(
+            "Where",
+            key=K_WHERE,
+            height=80,
+            placeholder="cost_usd > 0.01 and response ~ 'Washington'",
+            help="Comparisons = != < <= > >=, in (…), ~ (regex), and, or, not, parentheses — "
+            "on any column of the dataset.",
+        )
+        where_slot = st.empty()
+    if st.session_state.get("_nx_query_error"):
+        sb.warning(st.session_state.pop("_nx_query_error"))
+
+    dataset = st.session_state.get(K_DATASET) or DEFAULT_DATASET
+    error: str | None = None
+    try:
+        spec, _ = _widgets_spec()
+        filters.validate(spec, get_dataset(dataset))
+    except (InvalidFilter, ValueError) as exc:
+        error = str(exc)
+        where_slot.error(error, icon="⚠️")
+        spec = None
+    _write_query(dataset, spec)
+    return Selection(dataset=dataset, spec=spec, error=error)
+
+
+def _write_query(dataset: str, spec: FilterSpec | None) -> None:
+    if spec is None:  # keep the URL as it is until the filter is fixed, but remember the where
+        raw_spec, where = _widgets_spec_unchecked()
+        params = filters.to_query_params(raw_spec)
+        if where:
+            params["where"] = where
+    else:
+        params = filters.to_query_params(spec)
+    if dataset != DEFAULT_DATASET:
+        params["dataset"] = dataset
+    signature = _signature(params)
+    if signature != _signature(_current_query()):
+        st.query_params.from_dict(params)
+    st.session_state[_SEEN] = signature
+    st.session_state[_SAVED] = {k: [v] if isinstance(v, str) else v for k, v in params.items()}
+
+
+def _widgets_spec_unchecked() -> tuple[FilterSpec, str]:
+    try:
+        spec, where = _widgets_spec()
+        return spec.model_copy(update={"where": None}), where
+    except ValueError:
+        return FilterSpec(), (st.session_state.get(K_WHERE) or "").strip()

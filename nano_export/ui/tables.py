@@ -1,0 +1,54 @@
+"""Tables of the History and Audit pages as plain DataFrames."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nano_export import filters
+from nano_export.models import AuditEvent, ExportRecord
+from nano_export.ui import widgets
+
+
+def exports_frame(records: list[ExportRecord]) -> pd.DataFrame:
+    """One row per export, with a download link for finished ones."""
+    rows = [
+        {
+            "created": r.created_at,
+            "owner": r.owner,
+            "dataset": r.dataset,
+            "status": f"{widgets.STATUS_ICONS.get(r.status, '')} {r.status}",
+            "rows": r.rows_done if r.status == "succeeded" else r.rows_total,
+            "size": widgets.fmt_bytes(r.bytes) if r.bytes is not None else "",
+            "privacy": r.privacy,
+            "filters": filters.describe(r.filters),
+            "sha256": r.sha256 or "",
+            "download": widgets.download_url(r.id) if r.status == "succeeded" else None,
+            "id": r.id,
+        }
+        for r in records
+    ]
+    columns = ["created", "owner", "dataset", "status", "rows", "size", "privacy", "filters"]
+    columns += ["sha256", "download", "id"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def audit_frame(events: list[AuditEvent]) -> pd.DataFrame:
+    """One row per audit event, newest first."""
+    rows = [
+        {
+            "at": e.at,
+            "event": e.event,
+            "actor": e.actor,
+            "interface": e.interface,
+            "export_id": e.export_id,
+            "dataset": e.dataset,
+            "privacy": e.privacy,
+            "rows": e.rows,
+            "reason": e.reason,
+            "details": ", ".join(f"{k}={v}" for k, v in e.details.items()),
+        }
+        for e in reversed(events)
+    ]
+    columns = ["at", "event", "actor", "interface", "export_id", "dataset", "privacy", "rows"]
+    columns += ["reason", "details"]
+    return pd.DataFrame(rows, columns=columns)

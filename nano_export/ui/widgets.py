@@ -1,0 +1,150 @@
+"""Shared page pieces: friendly errors, number formats, links and the CLI equivalent."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from nano_export.errors import (
+    BadInput,
+    ExportLimitReached,
+    InvalidFilter,
+    NanoExportError,
+    NotFound,
+    PermissionDenied,
+)
+from nano_export.models import ExportRecord, ExportRequest
+
+log = logging.getLogger(__name__)
+
+STATUS_ICONS = {
+    "queued": "⏳",
+    "running": "🔄",
+    "succeeded": "✅",
+    "failed": "❌",
+    "cancelled": "⛔",
+    "expired": "🗑️",
+}
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Show domain errors as messages and anything unexpected without a traceback."""
+    try:
+        yield
+    except ExportLimitReached as exc:
+        st.warning(f"You already run the maximum number of exports. {exc}", icon="⏳")
+    except PermissionDenied as exc:
+        st.error(f"Not allowed: {exc}", icon="🔒")
+    except InvalidFilter as exc:
+        st.error(f"Invalid filter: {exc}", icon="⚠️")
+    except NotFound as exc:
+        st.warning(str(exc))
+    except BadInput as exc:
+        st.error(str(exc), icon="⚠️")
+    except NanoExportError as exc:
+        st.error(str(exc))
+    except Exception:
+        log.exception("dashboard error")
+        st.error("Something went wrong on our side; it has been logged. Please try again.")
+
+
+def fmt_int(value: int | None) -> str:
+    """1234567 → "1,234,567"; None → "—"."""
+    return "—" if value is None else f"{value:,}"
+
+
+def fmt_bytes(value: int | float | None) -> str:
+    """A size for people: "12.3 MB"."""
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} GB"
+
+
+def fmt_usd(value: float | None) -> str:
+    """A cost: "$12.34" (more decimals for small amounts)."""
+    if value is None:
+        return "—"
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+
+
+def download_url(export_id: str) -> str:
+    """The API route that streams a finished export (accepts the login cookie)."""
+    return f"/api/exports/{export_id}/download"
+
+
+def download_link(rec: ExportRecord) -> None:
+    """A download link for a finished export (never the file's bytes through the websocket)."""
+    st.markdown(
+        f'<a class="nx-download" href="{download_url(rec.id)}" download="{rec.file_name}">'
+        f"⬇️ Download {rec.file_name}</a>",
+        unsafe_allow_html=True,
+    )
+
+
+def cli_command(request: ExportRequest, *, user: str) -> str:
+    """The ``nano-export export …`` line that makes the same file."""
+    words = ["nano-export", "export", request.dataset, "--user", user]
+    spec = request.filters
+    for key in ("provider", "model", "test"):
+        for value in getattr(spec, key):
+            words += [f"--{key}", value]
+    if spec.since is not None:
+        words += ["--since", spec.since.isoformat()]
+    if spec.until is not None:
+        words += ["--until", spec.until.isoformat()]
+    if spec.success is not None:
+        words.append("--success" if spec.success else "--failed")
+    if spec.where:
+        words += ["--where", spec.where]
+    if request.columns:
+        words += ["--columns", ",".join(request.columns)]
+    for old, new in request.rename.items():
+        words += ["--rename", f"{old}={new}"]
+    words += ["--privacy", request.privacy]
+    if request.format == "csv.gz":
+        words.append("--gzip")
+    if request.excel:
+        words.append("--excel")
+    return shlex.join(words)
+
+
+def progress_fraction(rec: ExportRecord) -> float:
+    """Share of the export done (0..1)."""
+    if rec.status == "succeeded":
+        return 1.0
+    if not rec.rows_total:
+        return 0.0
+    return max(0.0, min(1.0, rec.rows_done / rec.rows_total))
+
+
+STYLE = """
+<style>
+[data-testid="stMetric"] {
+  background: rgba(76, 110, 245, 0.06);
+  border: 1px solid rgba(76, 110, 245, 0.18);
+  border-radius: 10px;
+  padding: 12px 16px;
+}
+[data-testid="stMetricLabel"] p { font-size: 0.85rem; opacity: 0.8; }
+a.nx-download {
+  display: inline-block; padding: 0.45rem 1rem; border-radius: 8px;
+  background: #4C6EF5; color: white !important; text-decoration: none; font-weight: 600;
+}
+a.nx-download:hover { background: #3B5BDB; }
+</style>
+"""
+
+
+def page_style() -> None:
+    """The dashboard's small style sheet (metric cards, download button)."""
+    st.markdown(STYLE, unsafe_allow_html=True)

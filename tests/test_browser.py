@@ -1,0 +1,143 @@
+"""One journey in a real browser: log in, see charts, open a share link, export and download."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ui_data import insert_rows
+
+from nano_export import auth, queries
+from nano_export.bootstrap import initialize
+from nano_export.db import get_engine
+from nano_export.models import FilterSpec
+from nano_export.settings import get_settings
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(os.environ.get("NANO_EXPORT_SCREENSHOTS", "/tmp/nano-export-shots"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A dashboard + API server on a free loopback port over a prepared data folder."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed at /usr/bin/chromium")
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "NANO_EXPORT_DATA_DIR": str(data),
+        "NANO_EXPORT_DATABASE_URL": f"sqlite:///{data / 'nano-export.db'}",
+        "NANO_EXPORT_SECRET_KEY": "browser-test-secret-0123456789abcdef012345",
+        "NANO_EXPORT_LOGIN_SLEEP_TIME": "0",
+    }
+    settings = get_settings(
+        data_dir=data, database_url=env["NANO_EXPORT_DATABASE_URL"], secret_key="x" * 40
+    )
+    initialize(settings)
+    insert_rows(get_engine(settings.db_url))
+    auth.add_user(settings.auth_file, username="anna", role="analyst", password="pw-anna")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
+                    if resp.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"server did not start:\n{out[-3000:]}")
+            time.sleep(0.3)
+        yield base, settings.db_url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_login_share_link_export_and_download(server: tuple[str, str]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, db_url = server
+    expect.set_options(timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 2200})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+
+        page.goto(base)
+        page.get_by_role("textbox", name="Username").fill("anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna")
+        page.get_by_role("button", name="Login").click()
+        expect(page.get_by_role("heading", name="Explore")).to_be_visible()
+        expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
+        expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("8")
+        page.screenshot(path=str(SHOTS / "1-explore.png"), full_page=True)
+
+        page.goto(f"{base}/?provider=openai&success=true")
+        expect(page.get_by_role("heading", name="Explore")).to_be_visible()
+        expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("3")
+        page.screenshot(path=str(SHOTS / "2-share-link.png"), full_page=True)
+
+        page.get_by_role("link", name="Export").click()
+        expect(page.get_by_role("heading", name="Export")).to_be_visible()
+        expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("3")
+        page.get_by_role("button", name="Start export").click()
+        expect(page.get_by_text("Export finished")).to_be_visible()
+        page.screenshot(path=str(SHOTS / "3-export.png"), full_page=True)
+
+        href = page.locator("a.nx-download").get_attribute("href")
+        assert href and href.startswith("/api/exports/")
+        resp = context.request.get(base + href)  # the browser's cookies: the login cookie
+        assert resp.status == 200, resp.text()
+        rows = list(csv.reader(io.StringIO(resp.text())))
+        expected = queries.count_rows(
+            get_engine(db_url),
+            dataset="evaluation-results",
+            spec=FilterSpec(provider=("openai",), success=True),
+        )
+        assert len(rows) - 1 == expected == 3
+
+        page.get_by_role("link", name="History").click()
+        expect(page.get_by_role("heading", name="History")).to_be_visible()
+        page.screenshot(path=str(SHOTS / "4-history.png"), full_page=True)
+        browser.close()

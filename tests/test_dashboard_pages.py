@@ -1,0 +1,128 @@
+"""Every page for every role, the share-link round trip, filter errors and a finished export."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from dashboard_app import Dash, make_dash
+from streamlit.testing.v1 import AppTest
+
+from nano_export import jobs
+from nano_export.db import get_engine
+
+
+@pytest.fixture
+def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dash:
+    return make_dash(tmp_path, monkeypatch)
+
+
+def _nav_titles(at: AppTest) -> set[str]:
+    return {t.value for t in at.title}
+
+
+@pytest.mark.parametrize("user", ["vera", "anna", "adam"])
+def test_every_page_renders_for_every_role(dash: Dash, user: str) -> None:
+    at = dash.logged_in(user).run()
+    assert not at.exception
+    assert _nav_titles(at) == {"Explore"}
+    assert [m.label for m in at.metric] == ["Runs", "Success rate", "Total cost", "Median latency"]
+    assert len(at.get("plotly_chart")) == 4
+    sample = at.dataframe[0].value
+    assert len(sample) == 8
+    # viewers see public rows (no free text), analysts standard, admins full; never a credential
+    assert ("prompt" in sample.columns) == (user != "vera")
+    assert "sk-proj-" not in sample.to_csv()
+
+    at.switch_page("app_pages/export.py").run()
+    assert not at.exception and _nav_titles(at) == {"Export"}
+    levels = at.radio(key="nx_privacy").options
+    assert levels == {"vera": ["public"], "anna": ["public", "standard"]}.get(
+        user, ["public", "standard", "full"]
+    )
+
+    at.switch_page("app_pages/history.py").run()
+    assert not at.exception and _nav_titles(at) == {"History"}
+    assert any("No exports yet" in i.value for i in at.info)
+
+    if user == "adam":
+        at.switch_page("app_pages/audit.py").run()
+        assert not at.exception and _nav_titles(at) == {"Audit log"}
+    else:
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page("app_pages/audit.py")
+
+
+def test_share_link_sets_the_widgets_and_widgets_update_the_link(dash: Dash) -> None:
+    at = dash.logged_in("anna")
+    at.query_params["provider"] = ["openai"]
+    at.query_params["success"] = "true"
+    at.query_params["since"] = "2025-08-02"
+    at.run()
+    assert at.multiselect(key="nx_provider").value == ["openai"]
+    assert str(at.date_input(key="nx_since").value) == "2025-08-02"
+    assert at.metric[0].value == "2"  # openai successes from 2025-08-02: ids 2 and 4
+
+    at.multiselect(key="nx_model").select("gpt-5").run()
+    params = {k: at.query_params[k] for k in at.query_params}
+    assert params["provider"] == ["openai"] or params["provider"] == "openai"
+    assert "gpt-5" in str(params["model"])
+    assert at.metric[0].value == "1"
+
+
+def test_invalid_where_is_shown_next_to_the_field(dash: Dash) -> None:
+    at = dash.logged_in("anna").run()
+    at.text_area(key="nx_where").input("cost_usd >> 1").run()
+    assert not at.exception
+    sidebar_errors = [e.value for e in at.sidebar.error]
+    assert sidebar_errors and "position" in sidebar_errors[0]
+    assert any("Fix the filter" in w.value for w in at.warning)
+    assert not at.get("plotly_chart")
+
+
+def test_empty_selection_says_so(dash: Dash) -> None:
+    at = dash.logged_in("anna")
+    at.query_params["where"] = "cost_usd > 1000"
+    at.run()
+    assert at.metric[0].value == "0"
+    assert any("No runs match" in i.value for i in at.info)
+
+
+def test_export_page_runs_an_export_to_completion(dash: Dash) -> None:
+    at = dash.logged_in("anna")
+    at.query_params["provider"] = ["openai"]
+    at.run()
+    at.switch_page("app_pages/export.py").run()
+    assert [m.value for m in at.metric][:1] == ["4"]
+    assert "--provider openai" in at.code[0].value
+    start = next(b for b in at.button if b.label == "Start export")
+    start.click().run()
+    assert not at.exception
+
+    export_id = at.session_state["nx_export_id"]
+    engine = get_engine(dash.settings.db_url)
+    rec = jobs.wait_for(engine, export_id, timeout=30)
+    assert rec.status == "succeeded" and rec.rows_done == 4
+    deadline = time.monotonic() + 20
+    while not any("Export finished" in s.value for s in at.success):
+        assert time.monotonic() < deadline
+        at.run()
+    links = [m.value for m in at.markdown if "/api/exports/" in m.value]
+    assert any(f"/api/exports/{export_id}/download" in v for v in links)
+    request = at.session_state["export_request"]
+    assert request.filters.provider == ("openai",) and request.privacy == "standard"
+
+    at.switch_page("app_pages/history.py").run()
+    table = at.dataframe[0].value
+    assert list(table["rows"]) == [4]
+    assert table["download"].iloc[0] == f"/api/exports/{export_id}/download"
+
+
+def test_charts_are_plotly_figures_from_sql_aggregates(dash: Dash) -> None:
+    at = dash.logged_in("adam").run()
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    success = specs[0]["data"]
+    models = {y for trace in success for y in trace["y"]}
+    assert "gpt-5-mini" in models and "gpt-oss:20b" in models
