@@ -210,3 +210,29 @@ api_tokens = Table(
     Column("last_used_at", UtcDateTime, nullable=True),
     Index("ix_api_tokens_name", "name"),
 )
+
+# A saved export spec run on a cadence and mailed to recipients. ``next_run_at`` is the claim token:
+# a scheduler runs a schedule only if its UPDATE moving ``next_run_at`` on matched the old value.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("dataset", String(64), nullable=False),
+    Column("spec", Text, nullable=False),  # JSON of the ExportRequest
+    Column("privacy", String(16), nullable=False),
+    Column("cadence", String(8), nullable=False),  # daily | weekly
+    Column("weekday", Integer, nullable=True),  # 0 = Monday … 6 = Sunday (weekly only)
+    Column("at_time", String(5), nullable=False),  # HH:MM local time
+    Column("timezone", String(64), nullable=False),  # IANA zone name
+    Column("recipients", Text, nullable=False),  # JSON list of addresses
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("last_run_at", UtcDateTime, nullable=True),
+    Column("next_run_at", UtcDateTime, nullable=False),
+    Column("last_export_id", String(40), nullable=True),
+    Index("ix_schedules_next_run_at", "next_run_at"),
+    Index("ix_schedules_owner", "owner"),
+)

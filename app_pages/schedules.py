@@ -1,0 +1,144 @@
+"""Schedules: saved exports that run daily or weekly and are emailed; users manage their own."""
+
+import streamlit as st
+
+from nano_export import scheduler, schedules
+from nano_export.cadence import CADENCES, WEEKDAYS, make_timing
+from nano_export.datasets import DATASETS
+from nano_export.models import ALLOWED_LEVELS, ExportRequest, FilterSpec
+from nano_export.ui import context, session, widgets
+
+user = session.require_user()
+settings = context.app_settings()
+engine = context.app_engine(settings)
+
+st.title("⏰ Schedules")
+st.caption(
+    "Everyone's schedules (admin view)."
+    if user.is_admin
+    else "Your saved exports that run on a cadence and are emailed."
+)
+
+if flash := st.session_state.pop("nx_sched_flash", None):
+    st.success(flash)
+
+with widgets.friendly_errors():
+    items = schedules.list_schedules(engine, user=None if user.is_admin else user.username)
+    if items:
+        st.dataframe(
+            [
+                {
+                    "name": s.name,
+                    "owner": s.owner,
+                    "dataset": s.request.dataset,
+                    "privacy": s.request.privacy,
+                    "when": s.timing.describe(),
+                    "recipients": ", ".join(s.recipients),
+                    "state": "paused" if s.paused else "active",
+                    "next run (UTC)": s.next_run_at,
+                    "last run (UTC)": s.last_run_at,
+                    "last export": scheduler.export_link(settings, s.last_export_id)
+                    if s.last_export_id
+                    else None,
+                }
+                for s in items
+            ],
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "next run (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+                "last run (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+                "last export": st.column_config.LinkColumn(display_text="open"),
+            },
+        )
+        by_name = {s.name: s for s in items}
+        chosen = by_name[st.selectbox("Schedule", list(by_name), key="nx_sched_pick")]
+        cols = st.columns(3)
+        if chosen.paused:
+            if cols[0].button("Resume", key="nx_sched_resume", icon="▶️"):
+                schedules.set_paused(
+                    engine,
+                    name=chosen.name,
+                    paused=False,
+                    interface="dashboard",
+                    actor=user.username,
+                    role=user.role,
+                )
+                st.rerun()
+        elif cols[0].button("Pause", key="nx_sched_pause", icon="⏸️"):
+            schedules.set_paused(
+                engine,
+                name=chosen.name,
+                paused=True,
+                interface="dashboard",
+                actor=user.username,
+                role=user.role,
+            )
+            st.rerun()
+        if cols[1].button("Run now", key="nx_sched_run", icon="🚀"):
+            with st.spinner(f"Running {chosen.name}…"):
+                result = scheduler.run_now(
+                    engine, settings, name=chosen.name, actor=user.username, role=user.role
+                )
+            if result.error or result.export is None:
+                st.error(f"The run failed: {result.error}")
+            else:
+                st.success(
+                    f"Exported {widgets.fmt_int(result.export.rows_done)} rows; "
+                    f"email {result.email}."
+                )
+        if cols[2].button("Remove", key="nx_sched_remove", icon="🗑️"):
+            schedules.remove_schedule(
+                engine, name=chosen.name, interface="dashboard", actor=user.username, role=user.role
+            )
+            st.rerun()
+    else:
+        st.info("No schedules yet — create one below.", icon="📭")
+
+    st.subheader("New schedule")
+    current = st.session_state.get("export_request")
+    use_current = isinstance(current, ExportRequest) and st.toggle(
+        "Use the export currently set up on the Export page", value=True, key="nx_sched_use"
+    )
+    if use_current and isinstance(current, ExportRequest):
+        request: ExportRequest | None = current
+        st.caption(f"{current.dataset} · privacy {current.privacy} · format {current.format}")
+    else:
+        request = None
+    with st.form("nx_sched_new"):
+        name = st.text_input("Name", key="nx_sched_name")
+        if request is None:
+            dataset = st.selectbox("Dataset", sorted(DATASETS), key="nx_sched_dataset")
+            level = st.radio(
+                "Privacy", ALLOWED_LEVELS[user.role], horizontal=True, key="nx_sched_privacy"
+            )
+            where = st.text_input("Where (optional)", key="nx_sched_where")
+        every = st.radio("Every", CADENCES, horizontal=True, key="nx_sched_every")
+        weekday = st.selectbox("Weekday (weekly)", WEEKDAYS, key="nx_sched_weekday")
+        at = st.text_input("At (HH:MM)", value="08:00", key="nx_sched_at")
+        tz = st.text_input("Time zone", value="UTC", key="nx_sched_tz")
+        emails = st.text_area("Email recipients (one per line)", key="nx_sched_emails")
+        submitted = st.form_submit_button("Create schedule", type="primary", key="nx_sched_create")
+    if submitted:
+        if request is None:
+            request = ExportRequest(
+                dataset=dataset,
+                filters=FilterSpec(where=where.strip() or None),
+                privacy=level,
+                format="csv.gz",
+            )
+        sched = schedules.create_schedule(
+            engine,
+            settings,
+            name=name,
+            owner=user.username,
+            request=request,
+            timing=make_timing(every, at=at, tz=tz, weekday=weekday if every == "weekly" else None),
+            recipients=[e for e in emails.replace(",", "\n").splitlines() if e.strip()],
+            interface="dashboard",
+            actor=user.username,
+        )
+        st.session_state["nx_sched_flash"] = (
+            f"Schedule {sched.name!r} created; next run {sched.next_run_at:%Y-%m-%d %H:%M} UTC."
+        )
+        st.rerun()
