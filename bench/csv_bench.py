@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nano_export import csvfmt
+from nano_export import csvcells, csvfmt
 from nano_export.datasets import EVALUATION_RESULTS
 
 KINDS = EVALUATION_RESULTS.kinds()
@@ -144,7 +144,7 @@ def _timed_formatted(
         with open(folder / "out.csv", "wb") as out:
             for df in chunks(rows, size):
                 with clock:
-                    write(csvfmt._format_cells(df, KINDS), out)
+                    write(csvcells.format_cells(df, KINDS), out)
             size_out = out.tell()
         return clock, size_out
 
@@ -177,7 +177,7 @@ def _stdlib_python(rows: int, size: int) -> Writer:
         if kind == "int":
             return int(value)  # type: ignore[call-overload]
         if kind == "float":
-            return csvfmt._plain(float(value))  # type: ignore[arg-type]
+            return csvcells._plain(float(value))  # type: ignore[arg-type]
         if kind == "bool":
             return "true" if value else "false"
         if kind == "datetime":
@@ -219,7 +219,7 @@ def _format_only(rows: int, size: int) -> Writer:
         clock = Clock()
         for df in chunks(rows, size):
             with clock:
-                csvfmt._format_cells(df, KINDS)
+                csvcells.format_cells(df, KINDS)
         return clock, 0
 
     return run

@@ -24,10 +24,9 @@ import io
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -37,8 +36,32 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nano_export.csvcells import (
+    EMPTY,
+    FORMULA_CHARS,
+    TEXT,
+    bytes_of,
+    combined,
+    format_cells,
+    format_frame,
+    guard_formula,
+)
+
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
+
+__all__ = [
+    "BOM",
+    "FORMULA_CHARS",
+    "LINE_END",
+    "TEMP_SUFFIX",
+    "CsvSink",
+    "SinkResult",
+    "encode_rows",
+    "format_frame",
+    "guard_formula",
+    "header_line",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,24 +73,14 @@ TEMP_SUFFIX = ".part"
 GZIP_LEVEL = 1
 #: The UTF-8 byte order mark written first with ``excel=True``.
 BOM = "\ufeff".encode()
-#: Characters that make a spreadsheet treat a cell as a formula.
-FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
 
-_STR = pa.large_string()
-_COMMA = pa.scalar(",", _STR)
-_EMPTY = pa.scalar("", _STR)
-_EOL = pa.scalar(LINE_END, _STR)
-_QUOTE = pa.scalar('"', _STR)
-_ZULU = pa.scalar("Z", _STR)
+_COMMA = pa.scalar(",", TEXT)
+_EOL = pa.scalar(LINE_END, TEXT)
+_QUOTE = pa.scalar('"', TEXT)
 _NEEDS_QUOTES = '[,"\r\n]'
-_FORMULA_START = "^[=+\\-@\t\r]"
 _SPECIAL_BYTES = np.zeros(256, dtype=bool)
 _SPECIAL_BYTES[list(b',"\r\n')] = True
-_FORMULA_BYTES = np.zeros(256, dtype=bool)
-_FORMULA_BYTES[list("".join(FORMULA_CHARS).encode())] = True
-_NO_BYTES = np.zeros(0, dtype=np.uint8)
 _SCAN_BYTES_PER_ROW = 64
-_BOOL_WORDS = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
 
 
 @dataclass(frozen=True)
@@ -80,193 +93,12 @@ class SinkResult:
     sha256: str
 
 
-def guard_formula(text: str) -> str:
-    """``text`` with a leading ``'`` when it starts like a spreadsheet formula."""
-    return "'" + text if text.startswith(FORMULA_CHARS) else text
-
-
-# --- cell formatting -------------------------------------------------------------------------
-
-
-def _arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
-    """The column as Arrow (pandas nulls → Arrow nulls), or None when the types are mixed."""
-    try:
-        return pa.array(series, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-
-
-def _numeric(series: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """Numbers as Arrow ints or floats; text holding numbers is parsed, anything else raises."""
-    arr = _arrow(series)
-    if arr is not None and (
-        pa.types.is_integer(arr.type)
-        or pa.types.is_floating(arr.type)
-        or pa.types.is_null(arr.type)
-    ):
-        return arr
-    if arr is not None and pa.types.is_boolean(arr.type):
-        return pc.cast(arr, pa.int8())
-    try:
-        parsed = pd.to_numeric(series.astype(object), errors="raise")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"column {series.name!r} should hold numbers: {exc}") from None
-    return pa.array(parsed, from_pandas=True)
-
-
-def _plain(value: float) -> str:
-    """The shortest repr of ``value`` in plain notation: 1e-05 → 0.00001, 1e+16 → 1 and 16 zeros."""
-    text = format(Decimal(repr(value)), "f")
-    return text[:-2] if text.endswith(".0") else text
-
-
-def _float_cells(series: pd.Series) -> pa.Array:
-    arr = _numeric(series)
-    if not pa.types.is_floating(arr.type):
-        arr = pc.cast(arr, pa.float64())
-    out = _combined(pc.cast(arr, _STR))  # shortest round-trip digits, "2" for 2.0
-    # Arrow writes very small and very large magnitudes with an exponent: rewrite those few.
-    exponent = pc.fill_null(pc.match_substring(out, "e"), False)
-    if pc.any(exponent).as_py():
-        values = out.to_pylist()
-        for i in np.flatnonzero(exponent.to_numpy(zero_copy_only=False)):
-            text = values[i]
-            if text is not None and text not in ("inf", "-inf"):
-                values[i] = _plain(float(text))
-        out = pa.array(values, _STR)
-    return out
-
-
-def _int_cells(series: pd.Series) -> pa.Array:
-    arr = _numeric(series)
-    if pa.types.is_floating(arr.type):  # ints with nulls arrive as float64 + NaN
-        try:
-            arr = pc.cast(arr, pa.int64())  # a safe cast: refuses fractions
-        except pa.ArrowInvalid:
-            logger.warning("int column %r holds fractions; writing them as decimals", series.name)
-            return _float_cells(series)
-    return _combined(pc.cast(arr, _STR))
-
-
-def _is_null(value: Any) -> bool:
-    """None, NaN, NA or NaT (scalars only: a list in a cell is a value, not a null mask)."""
-    return (
-        value is None
-        or value is pd.NA
-        or value is pd.NaT
-        or (isinstance(value, float) and np.isnan(value))
-    )
-
-
-def _to_bool(value: Any) -> bool | None:
-    if _is_null(value):
-        return None
-    word = str(value).strip().lower()
-    if word not in _BOOL_WORDS:
-        raise ValueError(f"not a boolean: {value!r}")
-    return _BOOL_WORDS[word]
-
-
-def _bool_cells(series: pd.Series) -> pa.Array:
-    try:
-        flags = series.astype("boolean")  # bool, 0/1, 0.0/1.0 and None
-    except (TypeError, ValueError):
-        flags = series.map(_to_bool).astype("boolean")
-    arr = pa.array(flags, from_pandas=True)
-    return _combined(pc.if_else(arr, pa.scalar("true", _STR), pa.scalar("false", _STR)))
-
-
-def _parse_naive_text(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
-    """SQLite's ``2025-08-10 14:03:07[.123456]`` text, parsed by Arrow (much faster than pandas)."""
-    arr = _arrow(series)
-    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        return None
-    try:
-        return pc.cast(arr, pa.timestamp("us"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-
-
-def _datetime_cells(series: pd.Series) -> pa.Array:
-    arr: pa.Array | pa.ChunkedArray | None = None
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        stamps = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_dtype(series.dtype):
-        stamps = series  # naive datetimes from the database are UTC
-    else:
-        arr = _parse_naive_text(series)
-        if arr is None:  # datetime objects, offsets or a mix: pandas (naive values are UTC)
-            stamps = pd.to_datetime(series, utc=True, format="ISO8601").dt.tz_localize(None)
-    if arr is None:
-        values = stamps.to_numpy(dtype="datetime64[us]")
-        arr = pa.array(values, type=pa.timestamp("us"), from_pandas=True)
-    # A microsecond timestamp casts to "YYYY-MM-DD HH:MM:SS.ffffff" (always six digits): one
-    # format for every row. Much faster than pc.strftime.
-    text = pc.replace_substring(pc.cast(arr, _STR), " ", "T", max_replacements=1)
-    return _combined(pc.binary_join_element_wise(text, _ZULU, _EMPTY))
-
-
-def _text_cells(series: pd.Series) -> pa.Array:
-    arr = _arrow(series)
-    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        if arr is not None and pa.types.is_null(arr.type):
-            return pa.nulls(len(series), _STR)
-        arr = pa.array([None if _is_null(v) else str(v) for v in series.astype(object)], _STR)
-    arr = _combined(pc.cast(arr, _STR))
-    data, offsets = _bytes_of(arr)
-    starts = offsets[:-1][offsets[1:] > offsets[:-1]]
-    if not _FORMULA_BYTES[data[starts]].any():  # no cell starts like a formula: skip the regex
-        return arr
-    return pc.replace_substring_regex(arr, pattern=_FORMULA_START, replacement="'\\0")
-
-
-def _bytes_of(arr: pa.Array) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, Any]]:
-    """The UTF-8 bytes and the offsets of a large_string array's values (no copy)."""
-    _validity, offsets_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else _NO_BYTES
-    return data, offsets
-
-
-def _combined(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-
-_FORMATTERS: dict[str, Callable[[pd.Series], pa.Array]] = {
-    "int": _int_cells,
-    "float": _float_cells,
-    "text": _text_cells,
-    "bool": _bool_cells,
-    "datetime": _datetime_cells,
-}
-
-
-def _format_cells(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> list[pa.Array]:
-    cells = []
-    for position, name in enumerate(df.columns):
-        kind = kinds.get(name)
-        if kind not in _FORMATTERS:
-            raise ValueError(f"column {name!r} has no known kind (got {kind!r})")
-        cells.append(_FORMATTERS[kind](df.iloc[:, position]))
-    return cells
-
-
-def format_frame(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> pd.DataFrame:
-    """Every cell as the text written to the file (before CSV quoting); None for null."""
-    cells = _format_cells(df, kinds)
-    values = {
-        name: pd.Series(arr.to_pylist(), dtype=object, index=df.index)
-        for name, arr in zip(df.columns, cells, strict=True)
-    }
-    return pd.DataFrame(values, index=df.index, columns=df.columns)
-
-
 # --- CSV assembly ----------------------------------------------------------------------------
 
 
 def _quoted(arr: pa.Array) -> pa.Array:
     """RFC 4180: fields holding a comma, quote, CR or LF in quotes, with quotes doubled."""
-    data, offsets = _bytes_of(arr)
+    data, offsets = bytes_of(arr)
     # A byte scan is cheaper than the regex for short cells; long ones nearly always need quotes.
     if (
         offsets[-1] - offsets[0] <= _SCAN_BYTES_PER_ROW * len(arr)
@@ -278,8 +110,8 @@ def _quoted(arr: pa.Array) -> pa.Array:
         return arr
     # Only cells that need quotes hold '"', so doubling quotes everywhere is safe; a per-row
     # quote-or-nothing affix is much cheaper than choosing between two long strings.
-    affix = pc.if_else(needs, _QUOTE, _EMPTY)
-    return pc.binary_join_element_wise(affix, pc.replace_substring(arr, '"', '""'), affix, _EMPTY)
+    affix = pc.if_else(needs, _QUOTE, EMPTY)
+    return pc.binary_join_element_wise(affix, pc.replace_substring(arr, '"', '""'), affix, EMPTY)
 
 
 def encode_rows(cells: Sequence[pa.Array], *, text: Sequence[bool] | None = None) -> memoryview:
@@ -291,11 +123,11 @@ def encode_rows(cells: Sequence[pa.Array], *, text: Sequence[bool] | None = None
         _quoted(c) if (text is None or text[i]) and c.null_count < len(c) else c
         for i, c in enumerate(cells)
     ]
-    last = pc.fill_null(fields[-1], _EMPTY)
+    last = pc.fill_null(fields[-1], EMPTY)
     if len(fields) == 1:  # a lone empty field would be an empty line: write it as ""
-        last = pc.if_else(pc.equal(last, _EMPTY), pa.scalar('""', _STR), last)
-    fields[-1] = pc.binary_join_element_wise(last, _EOL, _EMPTY)
-    lines = _combined(
+        last = pc.if_else(pc.equal(last, EMPTY), pa.scalar('""', TEXT), last)
+    fields[-1] = pc.binary_join_element_wise(last, _EOL, EMPTY)
+    lines = combined(
         pc.binary_join_element_wise(*fields, _COMMA, null_handling="replace", null_replacement="")
     )
     if len(lines) == 0:
@@ -407,7 +239,7 @@ class CsvSink:
             )
         if len(df) == 0:
             return
-        data = encode_rows(_format_cells(df, self.kinds), text=self._text)
+        data = encode_rows(format_cells(df, self.kinds), text=self._text)
         self._wait()
         self._pending = self._writer.submit(self._out.write, data)
         self._rows += len(df)

@@ -1,0 +1,217 @@
+"""Cell formatting for CSV files: every value of a chunk as the exact text the file carries.
+
+One column at a time, with Arrow compute kernels (fast, and the same whatever dtype pandas chose
+for the chunk): ints without ``.0``, floats as their shortest round-trip digits in plain notation,
+``true``/``false``, UTC timestamps as ``2025-08-10T14:03:07.123456Z`` (always six fractional
+digits), and text with the formula guard. Null stays null. Quoting and rows are ``csvfmt``'s job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
+    from nano_export.datasets import Kind
+
+logger = logging.getLogger(__name__)
+
+#: Characters that make a spreadsheet treat a cell as a formula.
+FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
+#: The Arrow type of every formatted column (64-bit offsets: no 2 GiB limit per chunk).
+TEXT = pa.large_string()
+EMPTY = pa.scalar("", TEXT)
+
+_ZULU = pa.scalar("Z", TEXT)
+_FORMULA_START = "^[=+\\-@\t\r]"
+_FORMULA_BYTES = np.zeros(256, dtype=bool)
+_FORMULA_BYTES[list("".join(FORMULA_CHARS).encode())] = True
+_NO_BYTES = np.zeros(0, dtype=np.uint8)
+_BOOL_WORDS = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
+
+
+def guard_formula(text: str) -> str:
+    """``text`` with a leading ``'`` when it starts like a spreadsheet formula."""
+    return "'" + text if text.startswith(FORMULA_CHARS) else text
+
+
+def _arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """The column as Arrow (pandas nulls → Arrow nulls), or None when the types are mixed."""
+    try:
+        return pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _numeric(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """Numbers as Arrow ints or floats; text holding numbers is parsed, anything else raises."""
+    arr = _arrow(series)
+    if arr is not None and (
+        pa.types.is_integer(arr.type)
+        or pa.types.is_floating(arr.type)
+        or pa.types.is_null(arr.type)
+    ):
+        return arr
+    if arr is not None and pa.types.is_boolean(arr.type):
+        return pc.cast(arr, pa.int8())
+    try:
+        parsed = pd.to_numeric(series.astype(object), errors="raise")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"column {series.name!r} should hold numbers: {exc}") from None
+    return pa.array(parsed, from_pandas=True)
+
+
+def _plain(value: float) -> str:
+    """The shortest repr of ``value`` in plain notation: 1e-05 → 0.00001, 1e+16 → 1 and 16 zeros."""
+    text = format(Decimal(repr(value)), "f")
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _float_cells(series: pd.Series) -> pa.Array:
+    arr = _numeric(series)
+    if not pa.types.is_floating(arr.type):
+        arr = pc.cast(arr, pa.float64())
+    out = combined(pc.cast(arr, TEXT))  # shortest round-trip digits, "2" for 2.0
+    # Arrow writes very small and very large magnitudes with an exponent: rewrite those few.
+    exponent = pc.fill_null(pc.match_substring(out, "e"), False)
+    if pc.any(exponent).as_py():
+        values = out.to_pylist()
+        for i in np.flatnonzero(exponent.to_numpy(zero_copy_only=False)):
+            text = values[i]
+            if text is not None and text not in ("inf", "-inf"):
+                values[i] = _plain(float(text))
+        out = pa.array(values, TEXT)
+    return out
+
+
+def _int_cells(series: pd.Series) -> pa.Array:
+    arr = _numeric(series)
+    if pa.types.is_floating(arr.type):  # ints with nulls arrive as float64 + NaN
+        try:
+            arr = pc.cast(arr, pa.int64())  # a safe cast: refuses fractions
+        except pa.ArrowInvalid:
+            logger.warning("int column %r holds fractions; writing them as decimals", series.name)
+            return _float_cells(series)
+    return combined(pc.cast(arr, TEXT))
+
+
+def _is_null(value: Any) -> bool:
+    """None, NaN, NA or NaT (scalars only: a list in a cell is a value, not a null mask)."""
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and np.isnan(value))
+    )
+
+
+def _to_bool(value: Any) -> bool | None:
+    if _is_null(value):
+        return None
+    word = str(value).strip().lower()
+    if word not in _BOOL_WORDS:
+        raise ValueError(f"not a boolean: {value!r}")
+    return _BOOL_WORDS[word]
+
+
+def _bool_cells(series: pd.Series) -> pa.Array:
+    try:
+        flags = series.astype("boolean")  # bool, 0/1, 0.0/1.0 and None
+    except (TypeError, ValueError):
+        flags = series.map(_to_bool).astype("boolean")
+    arr = pa.array(flags, from_pandas=True)
+    return combined(pc.if_else(arr, pa.scalar("true", TEXT), pa.scalar("false", TEXT)))
+
+
+def _parse_naive_text(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """SQLite's ``2025-08-10 14:03:07[.123456]`` text, parsed by Arrow (much faster than pandas)."""
+    arr = _arrow(series)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    try:
+        return pc.cast(arr, pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _datetime_cells(series: pd.Series) -> pa.Array:
+    arr: pa.Array | pa.ChunkedArray | None = None
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        stamps = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_dtype(series.dtype):
+        stamps = series  # naive datetimes from the database are UTC
+    else:
+        arr = _parse_naive_text(series)
+        if arr is None:  # datetime objects, offsets or a mix: pandas (naive values are UTC)
+            stamps = pd.to_datetime(series, utc=True, format="ISO8601").dt.tz_localize(None)
+    if arr is None:
+        values = stamps.to_numpy(dtype="datetime64[us]")
+        arr = pa.array(values, type=pa.timestamp("us"), from_pandas=True)
+    # A microsecond timestamp casts to "YYYY-MM-DD HH:MM:SS.ffffff" (always six digits): one
+    # format for every row. Much faster than pc.strftime.
+    text = pc.replace_substring(pc.cast(arr, TEXT), " ", "T", max_replacements=1)
+    return combined(pc.binary_join_element_wise(text, _ZULU, EMPTY))
+
+
+def _text_cells(series: pd.Series) -> pa.Array:
+    arr = _arrow(series)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        if arr is not None and pa.types.is_null(arr.type):
+            return pa.nulls(len(series), TEXT)
+        arr = pa.array([None if _is_null(v) else str(v) for v in series.astype(object)], TEXT)
+    arr = combined(pc.cast(arr, TEXT))
+    data, offsets = bytes_of(arr)
+    starts = offsets[:-1][offsets[1:] > offsets[:-1]]
+    if not _FORMULA_BYTES[data[starts]].any():  # no cell starts like a formula: skip the regex
+        return arr
+    return pc.replace_substring_regex(arr, pattern=_FORMULA_START, replacement="'\\0")
+
+
+def bytes_of(arr: pa.Array) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, Any]]:
+    """The UTF-8 bytes and the offsets of a large_string array's values (no copy)."""
+    _validity, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else _NO_BYTES
+    return data, offsets
+
+
+def combined(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array (Arrow may hand back a chunked one)."""
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+_FORMATTERS: dict[str, Callable[[pd.Series], pa.Array]] = {
+    "int": _int_cells,
+    "float": _float_cells,
+    "text": _text_cells,
+    "bool": _bool_cells,
+    "datetime": _datetime_cells,
+}
+
+
+def format_cells(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> list[pa.Array]:
+    """Each column of ``df`` formatted by its kind, as a large_string Arrow array."""
+    cells = []
+    for position, name in enumerate(df.columns):
+        kind = kinds.get(name)
+        if kind not in _FORMATTERS:
+            raise ValueError(f"column {name!r} has no known kind (got {kind!r})")
+        cells.append(_FORMATTERS[kind](df.iloc[:, position]))
+    return cells
+
+
+def format_frame(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> pd.DataFrame:
+    """Every cell as the text written to the file (before CSV quoting); None for null."""
+    cells = format_cells(df, kinds)
+    values = {
+        name: pd.Series(arr.to_pylist(), dtype=object, index=df.index)
+        for name, arr in zip(df.columns, cells, strict=True)
+    }
+    return pd.DataFrame(values, index=df.index, columns=df.columns)
