@@ -21,7 +21,8 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Select, func, select
 
 from nano_export import filters, privacy
-from nano_export.csvfmt import CsvSink, SinkResult
+from nano_export.csvcells import format_cells
+from nano_export.csvfmt import CsvSink, SinkResult, encode_rows, header_line
 from nano_export.datasets import FREE_TEXT, Dataset, Kind, get_dataset
 from nano_export.errors import BadInput, ExportCancelled
 from nano_export.models import ExportRequest, FilterSpec, Privacy
@@ -192,15 +193,14 @@ def preview(
 
 
 def estimate_bytes(engine: Engine, plan: ExportPlan, *, secret: str, rows: int) -> int:
-    """Approximate file size: the formatted size of a sample, scaled to ``rows``."""
+    """Approximate file size: the exact CSV size of a sample of up to 500 rows, scaled to ``rows``.
+
+    Uncompressed; a gzip file is several times smaller.
+    """
     if rows == 0:
         return 0
     sample = preview(engine, plan, secret=secret, limit=min(rows, 500))
     if sample.empty:
         return 0
-    from nano_export.csvfmt import format_frame
-
-    text = format_frame(sample, plan.output_kinds).to_csv(index=False, header=False)
-    per_row = len(text.encode()) / len(sample)
-    header = len(",".join(plan.output_names)) + 2
-    return int(header + per_row * rows)
+    body = len(encode_rows(format_cells(sample, plan.output_kinds)))
+    return int(len(header_line(plan.output_names)) + body / len(sample) * rows)
