@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Float, Select, case, cast, select
+from sqlalchemy import Float, Select, case, cast, select, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
+from sqlalchemy.types import NullType
 
 from nano_export.errors import UnknownDataset
 from nano_export.schema import execution_metrics as m
@@ -65,11 +66,19 @@ class Dataset:
         """Column name → kind."""
         return {c.name: c.kind for c in self.columns}
 
-    def select(self, names: Sequence[str] | None = None) -> Select[*tuple[Any, ...]]:
-        """SELECT of the named columns (all by default) in that order, without filters."""
+    def select(
+        self, names: Sequence[str] | None = None, *, raw: bool = False
+    ) -> Select[*tuple[Any, ...]]:
+        """SELECT of the named columns (all by default) in that order, without filters.
+
+        ``raw=True`` returns values as the driver gives them, skipping SQLAlchemy's per-row result
+        conversion (on SQLite, timestamps stay text and booleans 0/1): the CSV formatter handles
+        both, and bulk exports read noticeably faster. Filters still bind through the typed columns.
+        """
         cols = self.columns if names is None else tuple(self.column(n) for n in names)
+        exprs = [type_coerce(c.expr, NullType()) if raw else c.expr for c in cols]
         return (
-            select(*(c.expr.label(c.name) for c in cols))
+            select(*(e.label(c.name) for e, c in zip(exprs, cols, strict=True)))
             .select_from(self.from_)
             .order_by(*self.order_by)
         )

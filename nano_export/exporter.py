@@ -56,9 +56,13 @@ class ExportPlan:
         kinds = self.dataset.kinds()
         return {self.rename.get(c, c): kinds[c] for c in self.columns}
 
-    def statement(self) -> Select[Any]:
-        """The SELECT of this plan's rows and columns, filters bound as parameters."""
-        return filters.apply_filters(self.dataset.select(self.columns), self.spec, self.dataset)
+    def statement(self, *, raw: bool = False) -> Select[Any]:
+        """The SELECT of this plan's rows and columns, filters bound as parameters.
+
+        ``raw`` reads driver values without per-row conversion (see ``Dataset.select``).
+        """
+        stmt = self.dataset.select(self.columns, raw=raw)
+        return filters.apply_filters(stmt, self.spec, self.dataset)
 
     def count_statement(self) -> Select[Any]:
         """SELECT COUNT(*) over the same rows."""
@@ -121,7 +125,7 @@ def count_rows(conn: Connection, plan: ExportPlan) -> int:
 def read_chunks(conn: Connection, plan: ExportPlan, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The plan's rows as DataFrames of at most ``chunk_rows`` rows, streamed from the server."""
     streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
-    yield from pd.read_sql(plan.statement(), streaming, chunksize=chunk_rows)
+    yield from pd.read_sql(plan.statement(raw=True), streaming, chunksize=chunk_rows)
 
 
 def transform(chunk: pd.DataFrame, plan: ExportPlan, *, secret: str) -> pd.DataFrame:
