@@ -389,6 +389,30 @@ def test_apply_policy_handles_frames_built_from_several_chunks() -> None:
     assert out["prompt"].tolist()[0] == "my key is [REDACTED]"
 
 
+def test_apply_policy_keeps_the_index_of_a_later_chunk() -> None:
+    chunk = pd.concat([_frame()] * 3, ignore_index=True).iloc[3:6]
+    for level in PRIVACY_LEVELS:
+        out = apply_policy(chunk, level=level, secret=SECRET)
+        assert out.index.tolist() == [3, 4, 5]
+        for name in out.columns:
+            assert out[name].index.equals(chunk.index), (level, name)
+    full = apply_policy(chunk, level="full", secret=SECRET)
+    assert full.loc[3, "prompt"] == "my key is [REDACTED]"
+
+
+def test_apply_policy_keeps_all_null_identity_and_text_columns_null() -> None:
+    df = pd.DataFrame(
+        {
+            "prompt": pd.Series([None, None], dtype="str"),
+            "user": pd.Series([None, None], dtype="str"),
+            "session_id": pd.Series([None, None], dtype="str"),
+        }
+    )
+    for level in PRIVACY_LEVELS:
+        out = apply_policy(df, level=level, secret=SECRET)
+        assert out.isna().all().all(), level
+
+
 def test_apply_policy_on_frames_without_sensitive_columns_or_rows() -> None:
     plain = pd.DataFrame({"model": ["gpt-4o"], "cost_usd": [0.1]})
     pd.testing.assert_frame_equal(apply_policy(plain, level="public", secret=SECRET), plain)
