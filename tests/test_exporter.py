@@ -1,0 +1,138 @@
+"""The export engine: plans, the one redaction path shared by preview and file, size estimates."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from factories import SECRET, insert_executions
+
+from nano_export.csvcells import format_frame
+from nano_export.db import get_engine
+from nano_export.errors import BadInput, ExportCancelled, InvalidFilter, UnknownDataset
+from nano_export.exporter import estimate_bytes, plan_export, preview, run_export
+from nano_export.models import ExportRequest, FilterSpec
+
+KEY = "exporter-test-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def engine(db_url: str):  # type: ignore[no-untyped-def]
+    eng = get_engine(db_url)
+    insert_executions(eng, 60)
+    return eng
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+
+
+@pytest.mark.parametrize("level", ["public", "standard", "full"])
+def test_the_preview_and_the_file_redact_identically(engine, tmp_path: Path, level: str) -> None:
+    plan = plan_export(ExportRequest(dataset="evaluation-results", privacy=level))  # type: ignore[arg-type]
+    out = tmp_path / "file.csv"
+    run_export(engine, plan, out_path=out, secret=KEY, chunk_rows=7)
+    shown = format_frame(preview(engine, plan, secret=KEY, limit=60), plan.output_kinds)
+    written = _read(out)
+    assert len(written) == 60
+    for column in ("prompt", "response", "user", "session_id"):
+        if column not in plan.output_names:
+            continue
+        from_preview = ["" if v is None else v for v in shown[column]]
+        assert from_preview == [row[column] for row in written], column
+    text = out.read_text()
+    assert SECRET not in text
+    assert ("bob@example.com" in text) == (level == "full")
+    assert ("prompt" in written[0]) == (level != "public")
+
+
+def test_columns_renames_and_order_follow_the_plan(engine, tmp_path: Path) -> None:
+    plan = plan_export(
+        ExportRequest(
+            dataset="performance-metrics",
+            columns=["cost_usd", "model", "execution_id"],
+            rename={"cost_usd": "cost"},
+            filters=FilterSpec(where="execution_id <= 2"),
+        )
+    )
+    out = tmp_path / "m.csv"
+    result = run_export(engine, plan, out_path=out, secret=KEY, chunk_rows=100)
+    assert out.read_text().splitlines()[0] == "cost,model,execution_id"
+    assert result.rows == 2
+
+
+@pytest.mark.parametrize(
+    ("request_", "error", "message"),
+    [
+        (ExportRequest(dataset="nope"), UnknownDataset, "evaluation-results"),
+        (ExportRequest(dataset="performance-metrics", columns=["x"]), BadInput, "unknown column"),
+        (
+            ExportRequest(dataset="performance-metrics", columns=["model", "model"]),
+            BadInput,
+            "listed twice",
+        ),
+        (
+            ExportRequest(dataset="evaluation-results", privacy="public", columns=["response"]),
+            BadInput,
+            "free-text",
+        ),
+        (ExportRequest(dataset="performance-metrics", rename={"x": "y"}), BadInput, "'x'"),
+        (ExportRequest(dataset="performance-metrics", rename={"model": " "}), BadInput, "empty"),
+        (
+            ExportRequest(dataset="performance-metrics", rename={"model": "provider"}),
+            BadInput,
+            "same name",
+        ),
+        (
+            ExportRequest(dataset="performance-metrics", filters=FilterSpec(where="x ~ '('")),
+            InvalidFilter,
+            "invalid regular expression",
+        ),
+    ],
+)
+def test_bad_plans_name_what_is_wrong(
+    request_: ExportRequest, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        plan_export(request_)
+
+
+def test_public_level_leaves_free_text_out_by_default() -> None:
+    plan = plan_export(ExportRequest(dataset="agent-interactions", privacy="public"))
+    assert "arguments" not in plan.columns and "result" not in plan.columns
+    assert "tool_name" in plan.columns
+
+
+def test_the_size_estimate_is_close_to_the_real_file(engine, tmp_path: Path) -> None:
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    out = tmp_path / "e.csv"
+    run_export(engine, plan, out_path=out, secret=KEY, chunk_rows=1000)
+    estimate = estimate_bytes(engine, plan, secret=KEY, rows=60)
+    assert abs(estimate - out.stat().st_size) / out.stat().st_size < 0.02
+    assert estimate_bytes(engine, plan, secret=KEY, rows=0) == 0
+    empty = plan_export(
+        ExportRequest(dataset="evaluation-results", filters=FilterSpec(where="execution_id < 0"))
+    )
+    assert estimate_bytes(engine, empty, secret=KEY, rows=5) == 0
+
+
+def test_a_cancelled_run_leaves_nothing_behind(engine, tmp_path: Path) -> None:
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "c.csv"
+    seen: list[int] = []
+    with pytest.raises(ExportCancelled):
+        run_export(
+            engine,
+            plan,
+            out_path=out,
+            secret=KEY,
+            chunk_rows=10,
+            on_progress=seen.append,
+            should_cancel=lambda: len(seen) >= 2,
+        )
+    assert seen == [10, 20]
+    assert list(folder.iterdir()) == []
