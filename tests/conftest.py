@@ -33,6 +33,8 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 def pg_server_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
     if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("NANO_EXPORT_TEST_PG_URL must name the PostgreSQL server in CI")
         pytest.skip("NANO_EXPORT_TEST_PG_URL is not set")
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     name = f"nano_export_test_{uuid.uuid4().hex[:10]}"
