@@ -37,9 +37,12 @@ def method_engine(url: str, out: Path) -> int:
     from nano_export.db import get_engine
     from nano_export.exporter import plan_export, run_export
     from nano_export.models import ExportRequest
+    from nano_export.settings import get_settings
 
     plan = plan_export(ExportRequest(dataset="evaluation-results"))
-    result = run_export(get_engine(url), plan, out_path=out, secret=SECRET, chunk_rows=50_000)
+    result = run_export(
+        get_engine(url), plan, out_path=out, secret=SECRET, chunk_rows=get_settings().chunk_rows
+    )
     return result.rows
 
 

@@ -124,7 +124,7 @@ def count_rows(conn: Connection, plan: ExportPlan) -> int:
 
 def read_chunks(conn: Connection, plan: ExportPlan, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The plan's rows as DataFrames of at most ``chunk_rows`` rows, streamed from the server."""
-    streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+    streaming = conn.execution_options(stream_results=True, yield_per=chunk_rows)
     yield from pd.read_sql(plan.statement(raw=True), streaming, chunksize=chunk_rows)
 
 
