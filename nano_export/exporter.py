@@ -11,8 +11,10 @@ into a CSV.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,56 @@ def read_chunks(conn: Connection, plan: ExportPlan, chunk_rows: int) -> Iterator
     yield from pd.read_sql(plan.statement(raw=True), streaming, chunksize=chunk_rows)
 
 
+_END = object()
+
+
+def read_ahead(
+    engine: Engine, plan: ExportPlan, chunk_rows: int
+) -> Generator[pd.DataFrame, None, None]:
+    """``read_chunks`` on its own connection in a reader thread, one chunk ahead of the caller.
+
+    Reading (the driver building rows, pandas building columns) overlaps with redaction and CSV
+    formatting, which spend most of their time in Arrow kernels outside the GIL. At most two chunks
+    wait in the queue, so memory stays bounded by the chunk size.
+    """
+    ready: queue.Queue[object] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            with engine.connect() as conn:
+                for chunk in read_chunks(conn, plan, chunk_rows):
+                    if not offer(chunk):
+                        return
+            offer(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            offer(exc)
+
+    reader = threading.Thread(target=produce, name="export-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, pd.DataFrame)
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=60)
+
+
 def transform(chunk: pd.DataFrame, plan: ExportPlan, *, secret: str) -> pd.DataFrame:
     """Apply the privacy policy, then the column order and renames of the plan."""
     safe = privacy.apply_policy(chunk, level=plan.privacy, secret=secret)
@@ -160,13 +212,16 @@ def run_export(
         excel=plan.excel,
     )
     try:
-        with engine.connect() as conn:
-            for chunk in read_chunks(conn, plan, chunk_rows):
+        chunks = read_ahead(engine, plan, chunk_rows)
+        try:
+            for chunk in chunks:
                 sink.write(transform(chunk, plan, secret=secret))
                 if on_progress is not None:
                     on_progress(sink.rows)
                 if should_cancel is not None and should_cancel():
                     raise ExportCancelled("export cancelled")
+        finally:
+            chunks.close()
         result = sink.commit()
     except BaseException:
         sink.abort()

@@ -136,3 +136,24 @@ def test_a_cancelled_run_leaves_nothing_behind(engine, tmp_path: Path) -> None:
         )
     assert seen == [10, 20]
     assert list(folder.iterdir()) == []
+
+
+def test_a_read_error_mid_export_propagates_and_leaves_no_file(
+    engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nano_export import exporter
+
+    real = exporter.read_chunks
+
+    def failing(conn, plan, chunk_rows):  # type: ignore[no-untyped-def]
+        chunks = real(conn, plan, chunk_rows)
+        yield next(chunks)
+        raise RuntimeError("connection lost")
+
+    monkeypatch.setattr(exporter, "read_chunks", failing)
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(RuntimeError, match="connection lost"):
+        run_export(engine, plan, out_path=folder / "x.csv", secret=KEY, chunk_rows=10)
+    assert list(folder.iterdir()) == []
