@@ -239,6 +239,7 @@ async def _download(request: Request, caller: Caller, ctx: _Context) -> Response
         user=caller.user,
         role=caller.role,
         interface="api",
+        export_dir=ctx.settings.export_dir,
     )
     headers = {"X-Content-SHA256": record.sha256} if record.sha256 else None
     return FileResponse(

@@ -231,6 +231,10 @@ def _load(engine: Engine, export_id: str) -> ExportRecord:
     return _record(row)
 
 
+class _Superseded(Exception):
+    """The export's row was finished by another process (the reaper) while it still ran."""
+
+
 class _Heartbeat:
     """Touches the export row every few seconds while the export runs, even inside a slow query."""
 
@@ -241,13 +245,15 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{export_id[:8]}")
         self._thread.daemon = True
 
-    def __enter__(self) -> _Heartbeat:
+    def start(self) -> None:
+        """Begin beating."""
         self._thread.start()
-        return self
 
-    def __exit__(self, *_: object) -> None:
+    def stop(self) -> None:
+        """Stop beating (safe to call twice, or before ``start``)."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_EVERY_S):
@@ -255,7 +261,7 @@ class _Heartbeat:
                 with self._engine.begin() as conn:
                     conn.execute(
                         update(exports)
-                        .where(exports.c.id == self._id)
+                        .where(exports.c.id == self._id, exports.c.status.in_(ACTIVE_STATUSES))
                         .values(heartbeat_at=utcnow())
                     )
             except Exception:  # a missed beat is retried; the reaper tolerates a minute
@@ -287,6 +293,8 @@ def _run(
 ) -> None:
     """Run one export to its end, recording every outcome on its row and in the audit log."""
     rec = _load(engine, export_id)
+    # The heartbeat runs from the start: a slow COUNT must not look like a dead worker.
+    heartbeat = _Heartbeat(engine, export_id)
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -303,6 +311,7 @@ def _run(
                 dataset=rec.dataset,
                 privacy=rec.privacy,
             )
+        heartbeat.start()
         with engine.connect() as conn:
             total = count_rows(conn, plan)
         with engine.begin() as conn:
@@ -315,11 +324,13 @@ def _run(
 
         def progress(rows: int) -> None:
             with engine.begin() as conn:
-                conn.execute(
+                alive = conn.execute(
                     update(exports)
-                    .where(exports.c.id == export_id)
+                    .where(exports.c.id == export_id, exports.c.status == "running")
                     .values(rows_done=rows, heartbeat_at=utcnow())
-                )
+                ).rowcount
+            if alive != 1:
+                raise _Superseded("another process marked this export as failed")
             if on_progress is not None:
                 on_progress(rows, total)
 
@@ -338,20 +349,26 @@ def _run(
             return cancelled
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _Heartbeat(engine, export_id):
-            result = run_export(
-                engine,
-                plan,
-                out_path=path,
-                secret=settings.resolved_secret(),
-                chunk_rows=settings.chunk_rows,
-                on_progress=progress,
-                should_cancel=should_cancel,
-            )
+        result = run_export(
+            engine,
+            plan,
+            out_path=path,
+            secret=settings.resolved_secret(),
+            chunk_rows=settings.chunk_rows,
+            on_progress=progress,
+            should_cancel=should_cancel,
+        )
+        heartbeat.stop()
         with engine.begin() as conn:
             done = conn.execute(
                 update(exports)
-                .where(and_(exports.c.id == export_id, exports.c.cancel_requested.is_(False)))
+                .where(
+                    and_(
+                        exports.c.id == export_id,
+                        exports.c.status == "running",
+                        exports.c.cancel_requested.is_(False),
+                    )
+                )
                 .values(
                     status="succeeded",
                     rows_done=result.rows,
@@ -376,9 +393,15 @@ def _run(
                     rows=result.rows,
                     details={"bytes": result.bytes, "sha256": result.sha256},
                 )
-        if done.rowcount != 1:  # cancelled while the last chunk was written
+        if (
+            done.rowcount != 1
+        ):  # cancelled, or failed by the reaper, while the last chunk was written
             result.path.unlink(missing_ok=True)
+            if _load(engine, export_id).status != "running":
+                raise _Superseded("another process marked this export as failed")
             raise ExportCancelled("export cancelled")
+    except _Superseded:
+        log.warning("export superseded", extra={"export_id": export_id})
     except ExportCancelled:
         with engine.begin() as conn:
             _finish(conn, export_id, status="cancelled", values={"error": "cancelled"})
@@ -399,6 +422,7 @@ def _run(
             )
         log.error("export failed", extra={"export_id": export_id, "reason": reason}, exc_info=True)
     finally:
+        heartbeat.stop()
         with _threads_lock:
             _threads.pop(export_id, None)
 
@@ -475,14 +499,31 @@ def wait_for(engine: Engine, export_id: str, timeout: float = 600.0) -> ExportRe
 
 
 def open_download(
-    engine: Engine, *, export_id: str, user: str, role: Role, interface: Interface
+    engine: Engine,
+    *,
+    export_id: str,
+    user: str,
+    role: Role,
+    interface: Interface,
+    export_dir: Path,
 ) -> tuple[Path, ExportRecord]:
-    """The file of a finished export the caller may see, audited as ``export.downloaded``."""
+    """The file of a finished export the caller may see, audited as ``export.downloaded``.
+
+    Only the export's own file in ``export_dir`` is ever served — never a path taken from the
+    database as it stands, and never a symbolic link — so a CLI ``--out`` file (the user's own) or
+    a tampered row cannot make the server hand out another file.
+    """
     rec = get_export(engine, export_id=export_id, user=user, role=role)
     if rec.status != "succeeded" or not rec.file_path:
         raise NotReady(f"export {export_id} is {rec.status}; only a finished export has a file")
-    path = Path(rec.file_path)
-    if not path.is_file():
+    ext = "csv.gz" if rec.format == "csv.gz" else "csv"
+    path = export_dir / f"{rec.id}.{ext}"
+    if Path(rec.file_path).resolve() != path.resolve():
+        raise NotReady(
+            f"export {export_id} was written to a file of its own by the command line or a "
+            "notebook; only exports kept in the export folder can be downloaded"
+        )
+    if path.is_symlink() or not path.is_file():
         raise NotReady(f"the file of export {export_id} is no longer on disk")
     with engine.begin() as conn:
         audit.record(

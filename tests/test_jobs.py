@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -231,12 +232,24 @@ def test_other_users_exports_are_not_found_but_admins_see_them(loaded: Settings)
     with pytest.raises(NotFound):
         jobs.get_export(engine, export_id=rec.id, user="bob", role="analyst")
     with pytest.raises(NotFound):
-        jobs.open_download(engine, export_id=rec.id, user="bob", role="viewer", interface="api")
+        jobs.open_download(
+            engine,
+            export_id=rec.id,
+            user="bob",
+            role="viewer",
+            interface="api",
+            export_dir=loaded.export_dir,
+        )
     with pytest.raises(NotFound):
         jobs.get_export(engine, export_id="does-not-exist", user="ann", role="admin")
     assert jobs.get_export(engine, export_id=rec.id, user="root", role="admin").id == rec.id
     path, _ = jobs.open_download(
-        engine, export_id=rec.id, user="ann", role="analyst", interface="api"
+        engine,
+        export_id=rec.id,
+        user="ann",
+        role="analyst",
+        interface="api",
+        export_dir=loaded.export_dir,
     )
     assert path.is_file()
     assert _events(loaded, event="export.downloaded")[0] == "export.downloaded"
@@ -283,7 +296,14 @@ def test_a_silent_worker_is_failed_its_slot_freed_and_leftovers_removed(
         assert conn.execute(select(func.count()).select_from(export_slots)).scalar_one() == 0
     assert _events(loaded, export_id="dead1") == ["export.failed"]
     with pytest.raises(NotReady):
-        jobs.open_download(engine, export_id="dead1", user="ann", role="analyst", interface="api")
+        jobs.open_download(
+            engine,
+            export_id="dead1",
+            user="ann",
+            role="analyst",
+            interface="api",
+            export_dir=loaded.export_dir,
+        )
 
 
 def test_retention_removes_old_files_and_marks_them_expired(loaded: Settings) -> None:
@@ -306,7 +326,14 @@ def test_retention_removes_old_files_and_marks_them_expired(loaded: Settings) ->
     assert jobs.get_export(engine, export_id=rec.id, user="ann", role="analyst").status == "expired"
     assert _events(loaded, export_id=rec.id)[-1] == "export.expired"
     with pytest.raises(NotReady):
-        jobs.open_download(engine, export_id=rec.id, user="ann", role="analyst", interface="api")
+        jobs.open_download(
+            engine,
+            export_id=rec.id,
+            user="ann",
+            role="analyst",
+            interface="api",
+            export_dir=loaded.export_dir,
+        )
 
 
 def test_prune_never_deletes_a_file_outside_the_export_folder(
@@ -350,3 +377,115 @@ def test_a_cancel_that_arrives_after_the_last_chunk_still_wins(loaded: Settings)
     )
     assert rec.status == "cancelled"
     assert not Path(rec.file_path or "").exists()
+
+
+def test_the_heartbeat_beats_while_a_slow_count_runs(
+    loaded: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = get_engine(loaded.db_url)
+    real_count = jobs.count_rows
+
+    def slow_count(conn, plan):  # type: ignore[no-untyped-def]
+        time.sleep(1.5)
+        return real_count(conn, plan)
+
+    monkeypatch.setattr(jobs, "count_rows", slow_count)
+    monkeypatch.setattr(jobs, "HEARTBEAT_EVERY_S", 0.2)
+    rec = jobs.submit_export(
+        engine,
+        loaded,
+        user="ann",
+        role="analyst",
+        request=ExportRequest(dataset="performance-metrics"),
+        interface="api",
+    )
+    time.sleep(0.3)
+    with engine.connect() as conn:
+        first = conn.execute(select(exports.c.heartbeat_at)).scalar_one()
+    time.sleep(0.8)
+    with engine.connect() as conn:
+        second = conn.execute(select(exports.c.heartbeat_at)).scalar_one()
+    assert second > first
+    assert jobs.wait_for(engine, rec.id, timeout=60).status == "succeeded"
+
+
+def test_an_export_failed_by_the_reaper_never_comes_back_as_succeeded(loaded: Settings) -> None:
+    engine = get_engine(loaded.db_url)
+    settings = loaded.model_copy(update={"chunk_rows": 20})
+
+    def reaped_meanwhile(rows: int, total: int | None) -> None:
+        if rows == 20:
+            with engine.begin() as conn:
+                conn.execute(update(exports).values(status="failed", error="no heartbeat"))
+
+    rec = jobs.submit_export(
+        engine,
+        settings,
+        user="ann",
+        role="analyst",
+        request=ExportRequest(dataset="evaluation-results"),
+        interface="cli",
+        wait=True,
+        on_progress=reaped_meanwhile,
+    )
+    assert rec.status == "failed"
+    assert not Path(rec.file_path or "").exists()
+    assert "export.succeeded" not in _events(loaded, export_id=rec.id)
+    assert list(settings.export_dir.iterdir()) == []
+
+
+def test_only_files_in_the_export_folder_are_served(loaded: Settings, tmp_path: Path) -> None:
+    engine = get_engine(loaded.db_url)
+    mine = jobs.submit_export(
+        engine,
+        loaded,
+        user="ann",
+        role="analyst",
+        request=ExportRequest(dataset="performance-metrics"),
+        interface="cli",
+        wait=True,
+        out_path=tmp_path / "mine.csv",
+    )
+    with pytest.raises(NotReady, match="file of its own"):
+        jobs.open_download(
+            engine,
+            export_id=mine.id,
+            user="ann",
+            role="analyst",
+            interface="api",
+            export_dir=loaded.export_dir,
+        )
+    kept = jobs.submit_export(
+        engine,
+        loaded,
+        user="ann",
+        role="analyst",
+        request=ExportRequest(dataset="performance-metrics"),
+        interface="api",
+        wait=True,
+    )
+    path = Path(kept.file_path or "")
+    secret = loaded.data_dir / "secret.key"
+    secret.write_text("do not serve")
+    path.unlink()
+    path.symlink_to(secret)  # a file swapped for a link to something else
+    with pytest.raises(NotReady):
+        jobs.open_download(
+            engine,
+            export_id=kept.id,
+            user="ann",
+            role="analyst",
+            interface="api",
+            export_dir=loaded.export_dir,
+        )
+    with engine.begin() as conn:  # a row pointing elsewhere is not followed either
+        conn.execute(update(exports).where(exports.c.id == kept.id).values(file_path=str(secret)))
+    with pytest.raises(NotReady):
+        jobs.open_download(
+            engine,
+            export_id=kept.id,
+            user="ann",
+            role="analyst",
+            interface="api",
+            export_dir=loaded.export_dir,
+        )
