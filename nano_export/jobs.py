@@ -117,6 +117,26 @@ def _take_slot(conn: Connection, *, owner: str, export_id: str, limit: int) -> b
     return False
 
 
+def check_privacy(
+    engine: Engine, *, user: str, role: Role, request: ExportRequest, interface: Interface
+) -> None:
+    """Refuse a privacy level above ``role`` with PermissionDenied, audited as ``export.denied``."""
+    try:
+        privacy.check_level(role, request.privacy)
+    except PermissionDenied as exc:
+        with engine.begin() as conn:
+            audit.record(
+                conn,
+                event="export.denied",
+                actor=user,
+                interface=interface,
+                dataset=request.dataset,
+                privacy=request.privacy,
+                reason=str(exc),
+            )
+        raise
+
+
 def submit_export(
     engine: Engine,
     settings: Settings,
@@ -138,20 +158,7 @@ def submit_export(
     """
     reap_stale(engine, settings)
     plan = plan_export(request)
-    try:
-        privacy.check_level(role, request.privacy)
-    except PermissionDenied as exc:
-        with engine.begin() as conn:
-            audit.record(
-                conn,
-                event="export.denied",
-                actor=user,
-                interface=interface,
-                dataset=request.dataset,
-                privacy=request.privacy,
-                reason=str(exc),
-            )
-        raise
+    check_privacy(engine, user=user, role=role, request=request, interface=interface)
     export_id = secrets.token_urlsafe(18)
     path = out_path or _final_path(settings, export_id, request)
     now = utcnow()

@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from nano_export import audit, jobs
-from nano_export.auth import role_of
+from nano_export.auth import load_users, role_of
 from nano_export.db import get_engine
 from nano_export.errors import PermissionDenied
 from nano_export.exporter import count_rows, plan_export, preview
@@ -90,10 +90,10 @@ class Client:
         **filters: Any,
     ) -> pd.DataFrame:
         """The first rows as the export file would carry them, at the user's privacy level."""
-        from nano_export.privacy import check_level
-
         request = self._request(dataset, columns=columns, privacy=privacy, **filters)
-        check_level(self.role, request.privacy)
+        jobs.check_privacy(
+            self.engine, user=self.user, role=self.role, request=request, interface="notebook"
+        )
         plan = plan_export(request)
         return preview(self.engine, plan, secret=self.settings.resolved_secret(), limit=limit)
 
@@ -153,13 +153,19 @@ def _tuple(value: Any) -> Any:
 def connect(url: str | None = None, *, user: str, role: Role | None = None) -> Client:
     """A client for ``user`` on the database at ``url`` (default: the configured one).
 
-    The role comes from the dashboard's credentials file; pass ``role`` when there is none.
+    The role comes from the dashboard's credentials file. Only where no users file exists yet (a
+    personal database) may ``role`` be passed for a name it does not hold.
     """
     settings = get_settings(**({"database_url": url} if url else {}))
     found = role_of(settings.auth_file, user.lower())
+    if found is None and load_users(settings.auth_file):
+        raise PermissionDenied(
+            f"unknown user {user!r} in {settings.auth_file}: add it with `nano-export users add`"
+        )
     if found is None and role is None:
         raise PermissionDenied(
-            f"unknown user {user!r}: add it with `nano-export users add` or pass role=..."
+            f"no users file at {settings.auth_file}: pass role=... or add users with "
+            "`nano-export users add`"
         )
     if found is not None and role is not None and role != found:
         raise PermissionDenied(f"user {user!r} has role {found!r}, not {role!r}")

@@ -125,13 +125,22 @@ def get_settings(**overrides: Any) -> Settings:
         raise InvalidSetting(f"NANO_EXPORT_{name.upper()}: {err['msg']}") from None
 
 
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a URL SQLAlchemy cannot parse is shown as given, minus any user info
+        return url.split("@")[-1]
+
+
 def describe(settings: Settings) -> list[tuple[str, str, str]]:
     """Each setting as (environment name, shown value, help), secrets masked."""
     rows = []
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         shown = "********" if name in SECRET_FIELDS and value else str(value)
-        if name == "database_url" and not value:
-            shown = f"(default) {settings.db_url}"
+        if name == "database_url":
+            shown = _hide_password(value) if value else f"(default) {settings.db_url}"
         rows.append((f"NANO_EXPORT_{name.upper()}", shown, field.description or ""))
     return rows

@@ -143,6 +143,42 @@ def test_bad_input_and_refusals_exit_with_the_documented_codes(
     assert not out.exists()
 
 
+def test_dry_run_checks_the_role_too(env: dict[str, str]) -> None:
+    code, stdout, stderr = run(
+        "export", "evaluation-results", "--user", "vic", "--privacy", "full", "--dry-run"
+    )
+    assert code == 3
+    assert stdout == ""
+    assert "viewer" in stderr
+
+
+def test_several_datasets_into_an_existing_file_is_bad_input(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    target = tmp_path / "exists.csv"
+    target.write_text("keep me")
+    code, _, stderr = run(
+        "export",
+        "evaluation-results",
+        "performance-metrics",
+        "--user",
+        "ana",
+        "--out",
+        str(target),
+    )
+    assert code == 2
+    assert "is a file" in stderr
+    assert target.read_text() == "keep me"
+
+
+def test_config_never_shows_the_database_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NANO_EXPORT_DATABASE_URL", "postgresql+psycopg://app:S3cretPw@db/nano")
+    code, stdout, _ = run("config")
+    assert code == 0
+    assert "S3cretPw" not in stdout
+    assert "postgresql+psycopg://app:***@db/nano" in stdout
+
+
 def test_an_unknown_user_is_refused(env: dict[str, str], tmp_path: Path) -> None:
     code, _, stderr = run("export", "evaluation-results", "--user", "mallory", "--dry-run")
     assert code == 3

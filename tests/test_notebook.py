@@ -50,13 +50,32 @@ def test_roles_bound_what_a_notebook_may_see(configured: Settings) -> None:
     assert [e.event for e in root.audit()][-1] == "export.succeeded"
 
 
-def test_unknown_users_need_an_explicit_role(configured: Settings) -> None:
+def test_unknown_users_are_refused_where_a_users_file_exists(configured: Settings) -> None:
     with pytest.raises(PermissionDenied, match="unknown user"):
         nano_export.connect(configured.db_url, user="nobody")
-    guest = nano_export.connect(configured.db_url, user="nobody", role="viewer")
-    assert guest.role == "viewer"
+    with pytest.raises(PermissionDenied, match="unknown user"):
+        nano_export.connect(configured.db_url, user="mallory", role="admin")
     with pytest.raises(PermissionDenied, match="has role 'analyst'"):
         nano_export.connect(configured.db_url, user="ann", role="admin")
+
+
+def test_without_a_users_file_the_role_must_be_given(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NANO_EXPORT_DATA_DIR", str(settings.data_dir))
+    with pytest.raises(PermissionDenied, match="pass role"):
+        nano_export.connect(settings.db_url, user="me")
+    me = nano_export.connect(settings.db_url, user="me", role="viewer")
+    assert me.role == "viewer"
+
+
+def test_a_refused_preview_is_audited(configured: Settings) -> None:
+    vic = nano_export.connect(configured.db_url, user="vic")
+    with pytest.raises(PermissionDenied):
+        vic.preview("evaluation-results", privacy="standard")
+    root = nano_export.connect(configured.db_url, user="root")
+    denied = [e for e in root.audit() if e.event == "export.denied"]
+    assert [(e.actor, e.interface) for e in denied] == [("vic", "notebook")]
 
 
 def test_notebook_exports_count_against_the_same_limit(configured: Settings) -> None:

@@ -136,6 +136,8 @@ def _out_path(out: Path | None, dataset: str, request: ExportRequest, several: b
     if out is None:
         return Path.cwd() / default_name
     if several or out.is_dir():
+        if out.exists() and not out.is_dir():
+            raise BadInput(f"--out: {out} is a file; several datasets need a folder")
         out.mkdir(parents=True, exist_ok=True)
         return out / default_name
     if not out.parent.is_dir():
@@ -200,6 +202,9 @@ def export(
     if dry_run:
         for request in requests:
             plan = plan_export(request)
+            jobs.check_privacy(
+                engine, user=user.lower(), role=role, request=request, interface="cli"
+            )
             with engine.connect() as conn:
                 rows = count_rows(conn, plan)
             size = estimate_bytes(engine, plan, secret=app.settings.resolved_secret(), rows=rows)
