@@ -107,7 +107,7 @@ def plan_export(request: ExportRequest) -> ExportPlan:
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise BadInput(f"renames give two columns the same name: {', '.join(clashes)}")
-    filters.validate(request.filters, dataset)
+    filters.validate(request.filters, dataset, request.privacy)
     return ExportPlan(
         dataset=dataset,
         spec=request.filters,

@@ -10,6 +10,7 @@ use ``is null``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import operator
 import re
@@ -20,9 +21,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, literal, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from nano_export.datasets import Column, Dataset
+from nano_export.datasets import FREE_TEXT, IDENTITY, Column, Dataset
 from nano_export.errors import InvalidFilter
-from nano_export.models import FilterSpec
+from nano_export.models import FilterSpec, Privacy
 from nano_export.where import (
     And,
     BoolColumn,
@@ -103,9 +104,49 @@ def apply_filters(stmt: _S, spec: FilterSpec, dataset: Dataset) -> _S:
     return stmt.where(*conds) if conds else stmt
 
 
-def validate(spec: FilterSpec, dataset: Dataset) -> None:
-    """Raise InvalidFilter when the spec cannot run on ``dataset``; touches no database."""
+def validate(spec: FilterSpec, dataset: Dataset, level: Privacy | None = None) -> None:
+    """Raise InvalidFilter when the spec cannot run on ``dataset``; touches no database.
+
+    With ``level``, a ``where`` may not look at columns that level hides: at ``public`` the
+    free-text and identity columns, at ``standard`` the hashed ``session_id``. Otherwise the count
+    of matching rows would reveal what the file masks, one question at a time.
+    """
     compile_filters(spec, dataset)
+    if level is not None and spec.where:
+        hidden = HIDDEN_IN_WHERE[level]
+        for name in referenced_columns(parse_where(spec.where)):
+            if name.name in hidden:
+                raise InvalidFilter(
+                    f"column {name.name!r} is not shown at privacy level {level!r}, so it cannot "
+                    "be used in a filter either",
+                    name.pos,
+                )
+
+
+#: Columns a ``where`` may not reference at each privacy level.
+HIDDEN_IN_WHERE: dict[Privacy, frozenset[str]] = {
+    "public": FREE_TEXT | IDENTITY,
+    "standard": frozenset({"session_id"}),
+    "full": frozenset(),
+}
+
+
+def referenced_columns(node: Node) -> list[Name]:
+    """Every column reference of a parsed ``where``, in order."""
+    found: list[Name] = []
+
+    def walk(item: object) -> None:
+        if isinstance(item, Name):
+            found.append(item)
+        elif isinstance(item, tuple):
+            for sub in item:
+                walk(sub)
+        elif dataclasses.is_dataclass(item):
+            for f in dataclasses.fields(item):
+                walk(getattr(item, f.name))
+
+    walk(node)
+    return found
 
 
 def _field(dataset: Dataset, name: str) -> ColumnElement[Any]:

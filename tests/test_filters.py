@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from nano_export import schema
+from nano_export import filters, schema
 from nano_export.datasets import EVALUATION_RESULTS, get_dataset
 from nano_export.db import get_engine, upgrade
 from nano_export.errors import InvalidFilter
@@ -697,3 +697,42 @@ def test_sqlite_engines_from_db_have_the_regexp_function(sqlite_url: str) -> Non
         with engine.connect() as conn:
             found = conn.exec_driver_sql("SELECT 'Washington' REGEXP 'ash', 'x' REGEXP 'y'").one()
             assert tuple(found) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("level", "where", "refused"),
+    [
+        ("public", "prompt ~ 'sk-'", "prompt"),
+        ("public", "response = 'x' or cost_usd > 1", "response"),
+        ("public", "user = 'alice'", "user"),
+        ("public", "not (session_id in ('a', 'b'))", "session_id"),
+        ("public", "error is null", "error"),
+        ("public", "input_tokens > output_tokens and model ~ 'gpt'", None),
+        ("standard", "session_id = 'sess-1'", "session_id"),
+        ("standard", "response ~ 'Washington' and user = 'alice'", None),
+        ("full", "session_id = 'sess-1' and prompt ~ 'x'", None),
+    ],
+)
+def test_a_where_cannot_look_at_columns_its_privacy_level_hides(
+    level: str, where: str, refused: str | None
+) -> None:
+    dataset = get_dataset("evaluation-results")
+    spec = FilterSpec(where=where)
+    if refused is None:
+        filters.validate(spec, dataset, level)  # type: ignore[arg-type]
+        return
+    with pytest.raises(InvalidFilter, match=f"'{refused}' is not shown at privacy level") as info:
+        filters.validate(spec, dataset, level)  # type: ignore[arg-type]
+    assert info.value.position == where.index(refused) + 1
+    filters.validate(spec, dataset)  # without a level only the syntax and columns are checked
+
+
+def test_an_export_plan_applies_the_hidden_column_rule() -> None:
+    from nano_export.exporter import plan_export
+    from nano_export.models import ExportRequest
+
+    request = ExportRequest(
+        dataset="agent-interactions", privacy="public", filters=FilterSpec(where="result ~ 'x'")
+    )
+    with pytest.raises(InvalidFilter, match="'result'"):
+        plan_export(request)

@@ -14,6 +14,7 @@ from nano_export.datasets import DATASETS, get_dataset
 from nano_export.errors import InvalidFilter
 from nano_export.models import FilterSpec
 from nano_export.ui import data
+from nano_export.ui.session import CurrentUser
 
 DEFAULT_DATASET = "evaluation-results"
 SUCCESS_CHOICES = ("Any", "Succeeded", "Failed")
@@ -144,7 +145,9 @@ def filter_sidebar(db_url: str) -> Selection:
     error: str | None = None
     try:
         spec, _ = _widgets_spec()
-        filters.validate(spec, get_dataset(dataset))
+        user = st.session_state.get("_nx_user")
+        level = user.top_level if isinstance(user, CurrentUser) else "public"
+        filters.validate(spec, get_dataset(dataset), level)
     except (InvalidFilter, ValueError) as exc:
         error = str(exc)
         where_slot.error(error, icon="⚠️")
