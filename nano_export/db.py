@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from nano_export import schema
 from nano_export.errors import InvalidSetting
+from nano_export.regex import sqlite_regexp
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+    # Replaces the backtracking `regexp` SQLAlchemy installs: filters' `~` must run in linear time.
+    dbapi_conn.create_function("regexp", 2, sqlite_regexp, deterministic=True)
 
 
 def make_engine(url: str) -> Engine:

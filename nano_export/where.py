@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Literal as TypingLiteral
 
 from nano_export.errors import InvalidFilter
+from nano_export.regex import linear_error
 
 CompareOp = TypingLiteral["=", "!=", "<", "<=", ">", ">=", "~", "!~"]
 LiteralKind = TypingLiteral["string", "number", "bool"]
@@ -396,6 +397,13 @@ def check_regex(pattern: str, pos: int | None = None) -> None:
             "read the same way; rewrite it without",
             pos,
         )
+    linear = linear_error(pattern)
+    if linear:
+        raise InvalidFilter(
+            f"regular expression {pattern!r} is not supported ({linear}); back-references "
+            "and look-around are not available",
+            pos,
+        )
 
 
 def _unportable(pattern: str) -> str | None:
@@ -425,6 +433,8 @@ def _unportable(pattern: str) -> str | None:
                 return f"the inline flags (?{flags.group()}"
         elif ch in "*+?}" and pattern[i + 1 : i + 2] == "+":
             return "a possessive quantifier"
+        elif ch == "{" and pattern[i + 1 : i + 2] == ",":
+            return "a {,n} quantifier (write {0,n})"
         i += 1
     return None
 

@@ -172,10 +172,40 @@ def test_portable_regex_constructs_are_accepted() -> None:
         r"[*+]+",
         r"[]a]",
         r"\\b",
-        r"^(?:a|b)(?=c)(?!d)(?<=c)",
+        r"^(?:a|b)c",
         r"(?s)a.b",
+        r"^(.+)+Z",
     ):
         assert isinstance(parse_where(f"response ~ '{pattern}'"), Compare), pattern
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (r"(a)\1", "not supported"),
+        (r"a(?=c)", "not supported"),
+        (r"(?<!c)a", "not supported"),
+        (r"a{,3}", "{,n} quantifier"),
+    ],
+)
+def test_patterns_without_a_linear_time_match_are_refused(pattern: str, message: str) -> None:
+    with pytest.raises(InvalidFilter, match=re.escape(message)):
+        parse_where(f"response ~ '{pattern}'")
+
+
+def test_a_catastrophic_pattern_runs_in_linear_time_on_sqlite(sqlite_url: str) -> None:
+    import time
+
+    from nano_export.db import get_engine
+
+    engine = get_engine(sqlite_url)
+    with engine.connect() as conn:
+        start = time.perf_counter()
+        hit = conn.exec_driver_sql("SELECT ? REGEXP ?", ("a" * 5000 + "!", "^(.+)+Z")).scalar_one()
+        assert time.perf_counter() - start < 1.0
+        assert hit == 0
+        assert conn.exec_driver_sql("SELECT ? REGEXP ?", ("Washington", "(?i)wash")).scalar_one()
+        assert conn.exec_driver_sql("SELECT NULL REGEXP ?", ("x",)).scalar_one() is None
 
 
 def test_an_overlong_expression_is_refused() -> None:
