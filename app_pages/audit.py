@@ -40,7 +40,7 @@ with widgets.friendly_errors():
     )
     st.download_button(
         "Download as CSV",
-        frame.to_csv(index=False).encode("utf-8"),
+        tables.audit_csv(frame),
         file_name="nano-export-audit.csv",
         mime="text/csv",
         icon="⬇️",

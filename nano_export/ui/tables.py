@@ -5,6 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from nano_export import filters
+from nano_export.csvcells import format_cells
+from nano_export.csvfmt import encode_rows, header_line
+from nano_export.datasets import Kind
 from nano_export.models import AuditEvent, ExportRecord
 from nano_export.ui import widgets
 
@@ -52,3 +55,15 @@ def audit_frame(events: list[AuditEvent]) -> pd.DataFrame:
     columns = ["at", "event", "actor", "interface", "export_id", "dataset", "privacy", "rows"]
     columns += ["reason", "details"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def audit_csv(frame: pd.DataFrame) -> bytes:
+    """The audit table as CSV in the export format: RFC 4180, UTC times, formula guard.
+
+    Actor names come from login attempts, so a cell such as ``=HYPERLINK(…)`` is possible: it must
+    reach a spreadsheet as text, never as a formula.
+    """
+    kinds: dict[str, Kind] = {c: "text" for c in frame.columns}
+    kinds.update({"at": "datetime", "rows": "int"})
+    body = encode_rows(format_cells(frame, kinds)) if len(frame) else b""
+    return header_line(list(frame.columns)) + bytes(body)
