@@ -96,6 +96,18 @@ executions = Table(
     Index("ix_executions_test_id", "test_id"),
     Index("ix_executions_success", "success"),
     Index("ix_executions_eval_run_id", "eval_run_id"),
+    # Explore's aggregates: one covering scan in id order (merge-joins with the metrics index
+    # below), and an index walk for the exact median (migration 0003).
+    Index(
+        "ix_executions_explore",
+        "id",
+        "provider",
+        "model",
+        "started_at",
+        "success",
+        "execution_time_s",
+    ),
+    Index("ix_executions_execution_time_s", "execution_time_s"),
 )
 
 execution_metrics = Table(
@@ -117,6 +129,7 @@ execution_metrics = Table(
     Column("cached_savings_usd", Float, nullable=True),
     Column("cost_usd", Float, nullable=True),
     Column("pricing_version", String(32), nullable=True),
+    Index("ix_execution_metrics_cost", "execution_id", "cost_usd"),
 )
 
 interactions = Table(
