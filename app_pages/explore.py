@@ -17,7 +17,8 @@ with widgets.friendly_errors():
         st.stop()
     spec_json = selection.spec.to_json()
     st.caption(f"**{selection.dataset}** · {filters.describe(selection.spec)}")
-    summary = data.summary(db_url, selection.dataset, spec_json)
+    overview = data.overview(db_url, selection.dataset, spec_json)
+    summary = overview.summary
 
     cols = st.columns(4)
     cols[0].metric("Runs", widgets.fmt_int(summary.rows))
@@ -31,23 +32,21 @@ with widgets.friendly_errors():
         st.info("No runs match these filters — widen the selection in the sidebar.", icon="🔎")
         st.stop()
 
-    per_model = data.by_model(db_url, selection.dataset, spec_json)
+    per_model = overview.by_model
     left, right = st.columns(2)
     with left:
         st.subheader("Success rate by model")
         st.plotly_chart(charts.success_rate(per_model), width="stretch")
     with right:
         st.subheader("Latency distribution by model")
-        hist = data.latency_histogram(db_url, selection.dataset, spec_json)
-        st.plotly_chart(charts.latency_distribution(hist), width="stretch")
+        st.plotly_chart(charts.latency_distribution(overview.latency_histogram), width="stretch")
     left, right = st.columns(2)
     with left:
         st.subheader("Cost per run")
         st.plotly_chart(charts.cost_per_run(per_model), width="stretch")
     with right:
         st.subheader("Runs over time")
-        over_time = data.runs_over_time(db_url, selection.dataset, spec_json)
-        st.plotly_chart(charts.runs_over_time(over_time), width="stretch")
+        st.plotly_chart(charts.runs_over_time(overview.runs_over_time), width="stretch")
 
     level = user.top_level
     st.subheader("Sample rows")

@@ -1,21 +1,25 @@
 """Counts, chart aggregates and previews for the dashboard — all computed in SQL.
 
 Every function takes a dataset name and a ``FilterSpec`` and narrows the dataset's FROM clause with
-``filters.apply_filters``: the chart, the count, the preview and the export select the same rows.
-Nothing here loads a table into memory; aggregates are GROUP BY queries, the median is one
-ORDER BY … LIMIT/OFFSET lookup, histograms are bucketed in SQL.
+the conditions of ``filters.compile_filters``: the chart, the count, the preview and the export
+select the same rows. Nothing here loads a table into memory: ``overview`` makes one GROUP BY scan
+whose few hundred groups give the summary, the per-model table, the histogram and runs over time;
+the median is one ORDER BY … LIMIT/OFFSET lookup that walks an index.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pandas as pd
-from sqlalchemy import Date, Engine, Float, Integer, case, cast, func, literal, select
+from sqlalchemy import Connection, Date, Engine, Float, Integer, case, cast, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Join
+from sqlalchemy.sql.util import find_tables
 
 from nano_export import filters, privacy
 from nano_export.datasets import Dataset, get_dataset
@@ -72,15 +76,11 @@ def _need(ds: Dataset, name: str) -> ColumnElement[Any]:
     return expr
 
 
-def _filtered(ds: Dataset, spec: FilterSpec, *cols: Any) -> Any:
-    return filters.apply_filters(select(*cols).select_from(ds.from_), spec, ds)
-
-
 def count_rows(engine: Engine, *, dataset: str, spec: FilterSpec) -> int:
     """How many rows of ``dataset`` the spec selects."""
     ds = get_dataset(dataset)
     with engine.connect() as conn:
-        return int(conn.execute(_filtered(ds, spec, func.count())).scalar_one())
+        return int(conn.execute(_lean(ds, spec, func.count())).scalar_one())
 
 
 def _success_int(ds: Dataset) -> ColumnElement[Any] | None:
@@ -90,6 +90,42 @@ def _success_int(ds: Dataset) -> ColumnElement[Any] | None:
     return case((success.is_(True), 1), else_=0)
 
 
+def _lean(ds: Dataset, spec: FilterSpec, *cols: Any) -> Any:
+    """Like ``_filtered``, but without an outer-joined table that nothing here refers to.
+
+    The LEFT JOIN of ``execution_metrics`` is on its primary key, so it never adds or drops a row:
+    when neither the columns nor the compiled filters use a metrics column, leaving it out selects
+    exactly the same rows and lets the database read one (narrow, covering) index instead.
+    """
+    conds = filters.compile_filters(spec, ds)
+    joined = ds.from_
+    if isinstance(joined, Join) and joined.isouter:
+        used = {t for el in (*cols, *conds) for t in find_tables(el, check_columns=True)}
+        if not used & set(find_tables(joined.right)):
+            stmt = select(*cols).select_from(joined.left)
+            return stmt.where(*conds) if conds else stmt
+    stmt = select(*cols).select_from(joined)
+    return stmt.where(*conds) if conds else stmt
+
+
+def _median(conn: Connection, ds: Dataset, spec: FilterSpec, lat: Any, n: int) -> float | None:
+    """The exact median of ``n`` non-null latencies: one ORDER BY … LIMIT/OFFSET lookup.
+
+    With an index on the latency column the database walks it to the middle instead of sorting.
+    """
+    if n == 0:
+        return None
+    stmt = (
+        _lean(ds, spec, lat.label("v"))
+        .where(lat.is_not(None))
+        .order_by(lat)
+        .offset((n - 1) // 2)
+        .limit(1 if n % 2 else 2)
+    )
+    values = [float(v) for v in conn.execute(stmt).scalars()]
+    return sum(values) / len(values)
+
+
 def median_latency(engine: Engine, *, dataset: str, spec: FilterSpec) -> float | None:
     """The median latency of the selection (None without latencies), portable across backends."""
     ds = get_dataset(dataset)
@@ -97,144 +133,226 @@ def median_latency(engine: Engine, *, dataset: str, spec: FilterSpec) -> float |
     if lat is None:
         return None
     with engine.connect() as conn:
-        n = int(conn.execute(_filtered(ds, spec, func.count(lat))).scalar_one())
-        if n == 0:
-            return None
-        stmt = (
-            _filtered(ds, spec, lat.label("v"))
-            .where(lat.is_not(None))
-            .order_by(lat)
-            .offset((n - 1) // 2)
-            .limit(1 if n % 2 else 2)
+        n = int(conn.execute(_lean(ds, spec, func.count(lat))).scalar_one())
+        return _median(conn, ds, spec, lat, n)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the Explore page shows about a selection, from one grouped scan."""
+
+    summary: Summary
+    by_model: pd.DataFrame
+    latency_histogram: pd.DataFrame
+    runs_over_time: pd.DataFrame
+
+
+BY_MODEL_COLUMNS = [
+    "provider",
+    "model",
+    "runs",
+    "successes",
+    "success_rate",
+    "mean_latency_s",
+    "total_cost_usd",
+    "cost_per_run_usd",
+]
+HISTOGRAM_COLUMNS = ["model", "bucket_start", "bucket_end", "runs"]
+OVER_TIME_COLUMNS = ["period", "provider", "runs"]
+
+
+def overview(
+    engine: Engine,
+    *,
+    dataset: str,
+    spec: FilterSpec,
+    bins: int = 24,
+    grain: Grain | None = None,
+) -> Overview:
+    """Summary, per-model table, latency histogram and runs over time of the selection.
+
+    Three statements on one connection: the bounds of ``started_at`` and of the latency (see
+    ``_bounds``), one GROUP BY provider, model, period and latency bucket that
+    carries counts, successes and sums, and the exact median. Every figure is then a sum over the
+    small grouped result, so it equals the direct aggregate over the selected rows.
+    """
+    ds = get_dataset(dataset)
+    provider, model = _need(ds, "provider"), _need(ds, "model")
+    started = _need(ds, "started_at")
+    ok, lat, cost = _success_int(ds), _latency(ds), _expr(ds, "cost_usd")
+    with engine.connect() as conn:
+        first, last, *lat_range = conn.execute(_bounds(ds, spec, started, lat)).one()
+        if first is None:
+            return _empty_overview(ok is not None, cost is not None)
+        if grain is None:
+            span = (pd.Timestamp(last) - pd.Timestamp(first)).days
+            grain = "day" if span <= 120 else "week" if span <= 730 else "month"
+        period = _period(engine, started, grain)
+        lo = hi = width = 0.0
+        bucket: ColumnElement[Any] = literal(None)
+        if lat is not None and lat_range[0] is not None:
+            lo, hi = float(lat_range[0]), float(lat_range[1])
+            width = (hi - lo) / bins if hi > lo else 1.0
+            bucket = _bucket(engine, lat, lo, width, bins)
+        none = literal(None)
+        lat_cols: list[Any] = [none, none] if lat is None else [func.count(lat), func.sum(lat)]
+        stmt = _lean(
+            ds,
+            spec,
+            provider.label("provider"),
+            model.label("model"),
+            period.label("period"),
+            bucket.label("bucket"),
+            func.count().label("rows"),
+            (func.sum(ok) if ok is not None else none).label("ok"),
+            lat_cols[0].label("n_lat"),
+            lat_cols[1].label("sum_lat"),
+            (func.sum(cost) if cost is not None else none).label("cost"),
+        ).group_by(period, bucket, provider, model)  # not the order of an index: see below
+        # (SQLite picks an index in GROUP BY order even when it is not covering; in this order
+        # none matches, so it scans the covering ix_executions_explore instead of the table.)
+        groups = pd.DataFrame.from_records(
+            [tuple(row) for row in conn.execute(stmt)], columns=list(stmt.selected_columns.keys())
         )
-        values = [float(v) for v in conn.execute(stmt).scalars()]
-    return sum(values) / len(values)
+        for name in ("rows", "ok", "n_lat", "sum_lat", "cost"):
+            groups[name] = pd.to_numeric(groups[name], errors="coerce")
+        n_lat = int(groups["n_lat"].sum()) if lat is not None else 0
+        median = _median(conn, ds, spec, lat, n_lat) if lat is not None else None
+    return Overview(
+        summary=Summary(
+            rows=int(groups["rows"].sum()),
+            successes=None if ok is None else int(groups["ok"].sum()),
+            total_cost=None if cost is None else _sum_or_none(groups["cost"]),
+            median_latency=median,
+        ),
+        by_model=_by_model_frame(groups),
+        latency_histogram=_histogram_frame(groups, lo, width),
+        runs_over_time=_over_time_frame(groups),
+    )
+
+
+def _bounds(ds: Dataset, spec: FilterSpec, started: Any, lat: Any) -> Any:
+    """One row: min and max of ``started`` (and of ``lat``) over the selection.
+
+    For all rows each is its own subquery, which both databases answer from one end of an index.
+    With filters such a walk may look up row after row that does not match (SQLite, without
+    statistics, even prefers that), so then it is one aggregate over one scan.
+    """
+    aggs = [func.min(started), func.max(started)]
+    if lat is not None:
+        aggs += [func.min(lat), func.max(lat)]
+    if filters.compile_filters(spec, ds):
+        return _lean(ds, spec, *aggs)
+    return select(*(_lean(ds, spec, agg).scalar_subquery() for agg in aggs))
+
+
+def _bucket(
+    engine: Engine, lat: ColumnElement[Any], lo: float, width: float, bins: int
+) -> ColumnElement[Any]:
+    """The 0-based equal-width bucket of ``lat`` in [lo, lo + bins*width]; NULL for NULL."""
+    scaled = (cast(lat, Float) - lo) / width
+    # Non-negative, so truncation is floor; PostgreSQL's CAST rounds, so floor() there.
+    raw = cast(scaled, Integer) if engine.dialect.name == "sqlite" else func.floor(scaled)
+    return case((raw >= bins, bins - 1), else_=raw)
+
+
+def _sum_or_none(values: pd.Series) -> float | None:
+    present = values.dropna()
+    return math.fsum(present) if len(present) else None
+
+
+def _by_model_frame(groups: pd.DataFrame) -> pd.DataFrame:
+    if groups.empty:
+        return pd.DataFrame(columns=BY_MODEL_COLUMNS)
+    agg = groups.groupby(["provider", "model"], as_index=False, sort=True).agg(
+        runs=("rows", "sum"),
+        successes=("ok", lambda s: s.sum(min_count=1)),
+        n_lat=("n_lat", "sum"),
+        sum_lat=("sum_lat", lambda s: s.sum(min_count=1)),
+        total_cost_usd=("cost", lambda s: s.sum(min_count=1)),
+    )
+    agg["runs"] = agg["runs"].astype(int)
+    agg["mean_latency_s"] = agg["sum_lat"] / agg["n_lat"].where(agg["n_lat"] > 0)
+    agg["success_rate"] = agg["successes"] / agg["runs"]
+    agg["cost_per_run_usd"] = agg["total_cost_usd"] / agg["runs"]
+    return agg[BY_MODEL_COLUMNS].reset_index(drop=True)
+
+
+def _histogram_frame(groups: pd.DataFrame, lo: float, width: float) -> pd.DataFrame:
+    known = groups.dropna(subset=["bucket"])
+    if known.empty:
+        return pd.DataFrame(columns=HISTOGRAM_COLUMNS)
+    df = (
+        known.assign(bucket=known["bucket"].astype(int))
+        .groupby(["model", "bucket"], as_index=False, sort=True)
+        .agg(runs=("rows", "sum"))
+    )
+    df["bucket_start"] = lo + df["bucket"] * width
+    df["bucket_end"] = df["bucket_start"] + width
+    df["runs"] = df["runs"].astype(int)
+    return df[HISTOGRAM_COLUMNS].reset_index(drop=True)
+
+
+def _over_time_frame(groups: pd.DataFrame) -> pd.DataFrame:
+    if groups.empty:
+        return pd.DataFrame(columns=OVER_TIME_COLUMNS)
+    df = groups.groupby(["period", "provider"], as_index=False, sort=False).agg(
+        runs=("rows", "sum")
+    )
+    df["period"] = pd.to_datetime(df["period"].astype(str))
+    df["runs"] = df["runs"].astype(int)
+    return df[OVER_TIME_COLUMNS].sort_values(["period", "provider"]).reset_index(drop=True)
+
+
+def _empty_overview(has_success: bool, has_cost: bool) -> Overview:
+    return Overview(
+        summary=Summary(
+            rows=0,
+            successes=0 if has_success else None,
+            total_cost=None,
+            median_latency=None,
+        ),
+        by_model=pd.DataFrame(columns=BY_MODEL_COLUMNS),
+        latency_histogram=pd.DataFrame(columns=HISTOGRAM_COLUMNS),
+        runs_over_time=pd.DataFrame(columns=OVER_TIME_COLUMNS),
+    )
 
 
 def summary(engine: Engine, *, dataset: str, spec: FilterSpec) -> Summary:
     """Rows, successes, total cost and median latency of the selection."""
-    ds = get_dataset(dataset)
-    ok = _success_int(ds)
-    cost = _expr(ds, "cost_usd")
-    cols: list[Any] = [func.count().label("rows")]
-    cols.append(func.sum(ok).label("ok") if ok is not None else literal(None).label("ok"))
-    cols.append(func.sum(cost).label("cost") if cost is not None else literal(None).label("cost"))
-    with engine.connect() as conn:
-        row = conn.execute(_filtered(ds, spec, *cols)).one()
-    rows = int(row.rows)
-    return Summary(
-        rows=rows,
-        successes=None if ok is None else int(row.ok or 0),
-        total_cost=None if cost is None or row.cost is None else float(row.cost),
-        median_latency=median_latency(engine, dataset=dataset, spec=spec) if rows else None,
-    )
+    return overview(engine, dataset=dataset, spec=spec).summary
 
 
 def by_model(engine: Engine, *, dataset: str, spec: FilterSpec) -> pd.DataFrame:
     """Per provider and model: runs, success rate, mean latency, total cost and cost per run."""
-    ds = get_dataset(dataset)
-    provider, model = _need(ds, "provider"), _need(ds, "model")
-    ok, lat, cost = _success_int(ds), _latency(ds), _expr(ds, "cost_usd")
-    none = literal(None)
-    stmt = _filtered(
-        ds,
-        spec,
-        provider.label("provider"),
-        model.label("model"),
-        func.count().label("runs"),
-        (func.sum(ok) if ok is not None else none).label("successes"),
-        (func.avg(lat) if lat is not None else none).label("mean_latency_s"),
-        (func.sum(cost) if cost is not None else none).label("total_cost_usd"),
-    ).group_by(provider, model)
-    with engine.connect() as conn:
-        df = pd.DataFrame(conn.execute(stmt).mappings().all())
-    if df.empty:
-        return pd.DataFrame(
-            columns=[
-                "provider",
-                "model",
-                "runs",
-                "successes",
-                "success_rate",
-                "mean_latency_s",
-                "total_cost_usd",
-                "cost_per_run_usd",
-            ]
-        )
-    for name in ("successes", "mean_latency_s", "total_cost_usd"):
-        df[name] = pd.to_numeric(df[name], errors="coerce")
-    df["success_rate"] = df["successes"] / df["runs"]
-    df["cost_per_run_usd"] = df["total_cost_usd"] / df["runs"]
-    cols = ["provider", "model", "runs", "successes", "success_rate", "mean_latency_s"]
-    cols += ["total_cost_usd", "cost_per_run_usd"]
-    return df[cols].sort_values(["provider", "model"]).reset_index(drop=True)
+    return overview(engine, dataset=dataset, spec=spec).by_model
 
 
 def latency_histogram(
     engine: Engine, *, dataset: str, spec: FilterSpec, bins: int = 24
 ) -> pd.DataFrame:
     """Latency counts per model in ``bins`` equal-width buckets: model, bucket_start, runs."""
-    ds = get_dataset(dataset)
-    lat, model = _latency(ds), _need(ds, "model")
-    empty = pd.DataFrame(columns=["model", "bucket_start", "bucket_end", "runs"])
-    if lat is None:
-        return empty
-    with engine.connect() as conn:
-        lo, hi = conn.execute(_filtered(ds, spec, func.min(lat), func.max(lat))).one()
-        if lo is None:
-            return empty
-        lo, hi = float(lo), float(hi)
-        width = (hi - lo) / bins if hi > lo else 1.0
-        scaled = (cast(lat, Float) - lo) / width
-        # Non-negative, so truncation is floor; PostgreSQL's CAST rounds, so floor() there.
-        raw = cast(scaled, Integer) if engine.dialect.name == "sqlite" else func.floor(scaled)
-        bucket = case((raw >= bins, bins - 1), else_=raw)
-        stmt = (
-            _filtered(ds, spec, model.label("model"), bucket.label("bucket"), func.count())
-            .where(lat.is_not(None))
-            .group_by(model, bucket)
-        )
-        rows = conn.execute(stmt).all()
-    df = pd.DataFrame(rows, columns=["model", "bucket", "runs"])
-    df["bucket"] = df["bucket"].astype(int)
-    df["bucket_start"] = lo + df["bucket"] * width
-    df["bucket_end"] = df["bucket_start"] + width
-    df["runs"] = df["runs"].astype(int)
-    return df[["model", "bucket_start", "bucket_end", "runs"]].sort_values(
-        ["model", "bucket_start"]
-    )
+    return overview(engine, dataset=dataset, spec=spec, bins=bins).latency_histogram
 
 
 def _period(engine: Engine, started: ColumnElement[Any], grain: Grain) -> ColumnElement[Any]:
+    """The first day of ``started``'s period, in UTC."""
     if engine.dialect.name == "sqlite":
+        # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): the day is a prefix of the text,
+        # cheaper than date() and equal to it on that format.
         if grain == "month":
-            return func.strftime("%Y-%m-01", started)
+            return func.substr(started, 1, 7).concat("-01")
         if grain == "week":  # the Monday of the week: next Sunday (or today), minus six days
             return func.date(started, "weekday 0", "-6 days")
-        return func.date(started)
-    return cast(func.date_trunc(grain, started), Date)
+        return func.substr(started, 1, 10)
+    return cast(func.date_trunc(grain, func.timezone("UTC", started)), Date)
 
 
 def runs_over_time(
     engine: Engine, *, dataset: str, spec: FilterSpec, grain: Grain | None = None
 ) -> pd.DataFrame:
     """Rows per period and provider: period (date), provider, runs. Grain follows the span."""
-    ds = get_dataset(dataset)
-    started, provider = _need(ds, "started_at"), _need(ds, "provider")
-    with engine.connect() as conn:
-        if grain is None:
-            lo, hi = conn.execute(_filtered(ds, spec, func.min(started), func.max(started))).one()
-            span = (pd.Timestamp(hi) - pd.Timestamp(lo)).days if lo is not None else 0
-            grain = "day" if span <= 120 else "week" if span <= 730 else "month"
-        period = _period(engine, started, grain)
-        stmt = _filtered(
-            ds, spec, period.label("period"), provider.label("provider"), func.count()
-        ).group_by(period, provider)
-        rows = conn.execute(stmt).all()
-    df = pd.DataFrame(rows, columns=["period", "provider", "runs"])
-    df["period"] = pd.to_datetime(df["period"].astype(str))
-    df["runs"] = df["runs"].astype(int)
-    return df.sort_values(["period", "provider"]).reset_index(drop=True)
+    return overview(engine, dataset=dataset, spec=spec, grain=grain).runs_over_time
 
 
 def preview(

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from conftest import TEST_SECRET
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from ui_data import ROWS, SECRET_PROMPT, insert_rows
 
-from nano_export import queries
+from nano_export import filters, queries, schema
+from nano_export.datasets import get_dataset
 from nano_export.errors import InvalidFilter
 from nano_export.models import FilterSpec
+from nano_export.queries import Grain
+from nano_export.schema import execution_metrics, executions, interactions
 
 DS = "evaluation-results"
 
@@ -125,3 +134,222 @@ def test_performance_metrics_dataset_has_the_same_aggregates(data: Engine) -> No
     s = queries.summary(data, dataset="performance-metrics", spec=FilterSpec(success=False))
     assert (s.rows, s.successes) == (2, 0)
     assert s.total_cost == pytest.approx(0.63)
+
+
+# ---- every aggregate equals a plain computation over the rows the export would select ----------
+
+SPECS = {
+    "everything": FilterSpec(),
+    "providers and success": FilterSpec(provider=("openai", "anthropic"), success=True),
+    "where on a metrics column": FilterSpec(where="cost_usd > 0.05"),
+    "where on a text column": FilterSpec(where="response ~ 'Washington'"),
+    "null metrics or fast": FilterSpec(where="cost_usd is null or execution_time_s < 3"),
+    "dates and tests": FilterSpec(since=date(2025, 9, 1), until=date(2025, 12, 31), test=("t1",)),
+    "nothing": FilterSpec(model=("no-such-model",)),
+}
+
+
+def _insert_varied(engine: Engine, n: int = 90) -> None:
+    """``n`` executions over ~400 days with NULL latencies, NULL costs and missing metrics rows."""
+    rng = random.Random(7)
+    models = [
+        ("openai", "gpt-5"),
+        ("openai", "gpt-5-mini"),
+        ("anthropic", "claude-opus-4-1-20250805"),
+        ("ollama", "gpt-oss:20b"),
+    ]
+    start = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        for k in range(1, n + 1):
+            provider, model = rng.choice(models)
+            latency = None if k % 11 == 0 else round(rng.uniform(0.5, 40.0), 3)
+            conn.execute(
+                executions.insert().values(
+                    id=k,
+                    source_key=f"varied-{k}",
+                    test_id=f"t{k % 3}",
+                    test_name=f"Test {k % 3}",
+                    provider=provider,
+                    model=model,
+                    # late-evening times: a day boundary in UTC is not one in another zone
+                    started_at=start + timedelta(days=rng.randint(0, 400), hours=23, minutes=k),
+                    success=rng.random() < 0.7,
+                    execution_time_s=latency,
+                    response="The capital is Washington" if k % 4 else "Paris",
+                    source="varied",
+                )
+            )
+            if k % 13 == 0:
+                continue  # no metrics row at all: the LEFT JOIN must keep the execution
+            cost = None if k % 7 == 0 else round(rng.uniform(0.0, 0.2), 6)
+            conn.execute(
+                execution_metrics.insert().values(
+                    execution_id=k, input_tokens=10, output_tokens=5, total_tokens=15, cost_usd=cost
+                )
+            )
+            conn.execute(
+                interactions.insert().values(
+                    execution_id=k,
+                    seq=1,
+                    kind="request",
+                    duration_s=None if k % 5 == 0 else k / 10,
+                    started_at=start + timedelta(days=k),
+                )
+            )
+
+
+@pytest.fixture
+def varied(engine: Engine) -> Engine:
+    _insert_varied(engine)
+    return engine
+
+
+def _selected(engine: Engine, dataset: str, spec: FilterSpec) -> pd.DataFrame:
+    """The rows an export of ``spec`` reads, as a DataFrame (the reference for every figure)."""
+    ds = get_dataset(dataset)
+    with engine.connect() as conn:
+        result = conn.execute(filters.apply_filters(ds.select(), spec, ds))
+        df = pd.DataFrame(result.all(), columns=list(result.keys()))
+    df["started_at"] = pd.to_datetime(df["started_at"], utc=True)
+    return df
+
+
+def _period(started: pd.Series, grain: str) -> pd.Series:
+    day = started.dt.tz_localize(None).dt.normalize()
+    if grain == "week":
+        return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+    if grain == "month":
+        return day - pd.to_timedelta(day.dt.day - 1, unit="D")
+    return day
+
+
+def _reference(df: pd.DataFrame, lat_col: str, bins: int, grain: str) -> dict[str, object]:
+    lat = pd.to_numeric(df[lat_col], errors="coerce")
+    out: dict[str, object] = {"rows": len(df), "median": None if lat.isna().all() else lat.median()}
+    if "success" in df:
+        out["successes"] = int(df["success"].astype(bool).sum())
+    if "cost_usd" in df:
+        cost = pd.to_numeric(df["cost_usd"], errors="coerce")
+        out["total_cost"] = None if cost.isna().all() else cost.sum()
+    per_model = df.assign(lat=lat).groupby(["provider", "model"])
+    out["by_model"] = {
+        key: (len(g), g["lat"].mean())
+        for key, g in per_model  # runs, mean latency
+    }
+    known = lat.dropna()
+    hist: dict[tuple[str, int], int] = {}
+    if len(known):
+        lo, hi = known.min(), known.max()
+        width = (hi - lo) / bins if hi > lo else 1.0
+        for model, value in zip(df["model"][known.index], known, strict=True):
+            b = min(int((value - lo) // width), bins - 1)
+            hist[(model, b)] = hist.get((model, b), 0) + 1
+        out["lo"], out["width"] = lo, width
+    out["hist"] = hist
+    periods = _period(df["started_at"], grain)
+    out["over_time"] = df.groupby([periods, df["provider"]]).size().to_dict()
+    return out
+
+
+@pytest.mark.parametrize("grain", ["day", "week", "month"])
+@pytest.mark.parametrize("name", list(SPECS))
+def test_overview_equals_a_plain_computation_over_the_exported_rows(
+    varied: Engine, name: str, grain: Grain
+) -> None:
+    spec, bins = SPECS[name], 9
+    ref = _reference(_selected(varied, DS, spec), "execution_time_s", bins, grain)
+    got = queries.overview(varied, dataset=DS, spec=spec, bins=bins, grain=grain)
+
+    s = got.summary
+    assert s.rows == ref["rows"] == queries.count_rows(varied, dataset=DS, spec=spec)
+    assert s.successes == ref["successes"]
+    assert s.total_cost == pytest.approx(ref["total_cost"])
+    assert s.median_latency == pytest.approx(ref["median"])
+    assert s.median_latency == pytest.approx(queries.median_latency(varied, dataset=DS, spec=spec))
+
+    by_model = {
+        (r.provider, r.model): (r.runs, r.mean_latency_s) for r in got.by_model.itertuples()
+    }
+    assert by_model.keys() == ref["by_model"].keys()  # type: ignore[attr-defined]
+    for key, (runs, mean) in ref["by_model"].items():  # type: ignore[attr-defined]
+        assert by_model[key][0] == runs
+        assert by_model[key][1] == pytest.approx(mean, nan_ok=True)
+    if len(got.by_model):
+        df = _selected(varied, DS, spec)
+        first = got.by_model.iloc[0]
+        rows = df[(df["provider"] == first["provider"]) & (df["model"] == first["model"])]
+        assert first["successes"] == rows["success"].astype(bool).sum()
+        assert first["total_cost_usd"] == pytest.approx(
+            rows["cost_usd"].astype(float).sum(min_count=1), nan_ok=True
+        )
+
+    hist = got.latency_histogram
+    got_hist = {
+        (r.model, round((r.bucket_start - ref["lo"]) / ref["width"])): r.runs  # type: ignore[operator]
+        for r in hist.itertuples()
+    }
+    assert got_hist == ref["hist"]
+    if len(hist):
+        assert hist["bucket_end"].max() == pytest.approx(ref["lo"] + bins * ref["width"])  # type: ignore[operator]
+
+    over = got.runs_over_time
+    got_over = {(r.period, r.provider): r.runs for r in over.itertuples()}
+    assert got_over == ref["over_time"]
+
+
+@pytest.mark.parametrize("name", ["everything", "where on a metrics column", "dates and tests"])
+def test_single_aggregate_functions_match_the_overview(varied: Engine, name: str) -> None:
+    spec = SPECS[name]
+    whole = queries.overview(varied, dataset=DS, spec=spec)
+    assert queries.summary(varied, dataset=DS, spec=spec) == whole.summary
+    pd.testing.assert_frame_equal(queries.by_model(varied, dataset=DS, spec=spec), whole.by_model)
+    pd.testing.assert_frame_equal(
+        queries.runs_over_time(varied, dataset=DS, spec=spec), whole.runs_over_time
+    )
+
+
+def test_runs_over_time_picks_the_grain_from_the_span(varied: Engine) -> None:
+    # ~400 days of data: weeks; a 100-day window: days
+    weekly = queries.runs_over_time(varied, dataset=DS, spec=FilterSpec())
+    assert set(weekly["period"].dt.day_of_week) == {0}
+    short = FilterSpec(since=date(2025, 4, 1), until=date(2025, 7, 1))
+    daily = queries.runs_over_time(varied, dataset=DS, spec=short)
+    assert daily["runs"].sum() == queries.count_rows(varied, dataset=DS, spec=short)
+    assert len(set(daily["period"].dt.day_of_week)) > 1
+
+
+@pytest.mark.parametrize("dataset", ["performance-metrics", "agent-interactions"])
+def test_overview_of_the_other_datasets_equals_a_plain_computation(
+    varied: Engine, dataset: str
+) -> None:
+    spec = FilterSpec(provider=("openai", "ollama"))
+    lat_col = "duration_s" if dataset == "agent-interactions" else "execution_time_s"
+    df = _selected(varied, dataset, spec)
+    ref = _reference(df, lat_col, 24, "month")
+    got = queries.overview(varied, dataset=dataset, spec=spec, grain="month")
+    assert got.summary.rows == ref["rows"] == len(df) > 0
+    assert got.summary.median_latency == pytest.approx(ref["median"])
+    # agent-interactions counts the success of each interaction's execution
+    only_ok = spec.model_copy(update={"success": True})
+    assert got.summary.successes == queries.count_rows(varied, dataset=dataset, spec=only_ok)
+    assert got.summary.total_cost == pytest.approx(ref.get("total_cost"))
+    assert {(r.period, r.provider): r.runs for r in got.runs_over_time.itertuples()} == ref[
+        "over_time"
+    ]
+    assert got.latency_histogram["runs"].sum() == df[lat_col].notna().sum()
+
+
+def test_aggregates_without_metrics_columns_do_not_join_the_metrics_table(varied: Engine) -> None:
+    ds = get_dataset(DS)
+    lean = str(queries._lean(ds, FilterSpec(where="execution_time_s > 1"), queries.func.count()))
+    assert "execution_metrics" not in lean
+    joined = str(queries._lean(ds, FilterSpec(where="cost_usd > 1"), queries.func.count()))
+    assert "LEFT OUTER JOIN execution_metrics" in joined
+
+
+def test_migrations_match_the_schema_including_the_explore_indexes(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+        names = {ix["name"] for ix in inspect(conn).get_indexes("executions")}
+    assert diff == []
+    assert {"ix_executions_explore", "ix_executions_execution_time_s"} <= names

@@ -17,27 +17,9 @@ def _spec(spec_json: str) -> FilterSpec:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def summary(db_url: str, dataset: str, spec_json: str) -> queries.Summary:
-    """Headline numbers of the selection."""
-    return queries.summary(get_engine(db_url), dataset=dataset, spec=_spec(spec_json))
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def by_model(db_url: str, dataset: str, spec_json: str) -> pd.DataFrame:
-    """Per provider and model aggregates."""
-    return queries.by_model(get_engine(db_url), dataset=dataset, spec=_spec(spec_json))
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def latency_histogram(db_url: str, dataset: str, spec_json: str) -> pd.DataFrame:
-    """Latency buckets per model."""
-    return queries.latency_histogram(get_engine(db_url), dataset=dataset, spec=_spec(spec_json))
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def runs_over_time(db_url: str, dataset: str, spec_json: str) -> pd.DataFrame:
-    """Runs per period and provider."""
-    return queries.runs_over_time(get_engine(db_url), dataset=dataset, spec=_spec(spec_json))
+def overview(db_url: str, dataset: str, spec_json: str) -> queries.Overview:
+    """Summary, per-model table, latency histogram and runs over time, from one grouped scan."""
+    return queries.overview(get_engine(db_url), dataset=dataset, spec=_spec(spec_json))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
