@@ -32,9 +32,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         srv.stop()
 
 
-def register_file(server: Server, path: Path, *, owner: str, sha256: str) -> str:
-    """A succeeded export row pointing at ``path``, as if a job had written it."""
+def new_export_file(server: Server) -> tuple[str, Path]:
+    """An export id and the path its file has in the export folder."""
     export_id = secrets.token_urlsafe(18)
+    server.settings.export_dir.mkdir(parents=True, exist_ok=True)
+    return export_id, server.settings.export_dir / f"{export_id}.csv"
+
+
+def register_file(server: Server, export_id: str, path: Path, *, owner: str, sha256: str) -> str:
+    """A succeeded export row for the file at ``path``, as if a job had written it."""
     now = utcnow()
     with server.engine.begin() as conn:
         conn.execute(
@@ -76,13 +82,12 @@ def write_big_csv(path: Path, megabytes: int) -> str:
 
 
 def test_server_memory_does_not_grow_with_a_300_mb_download(server: Server) -> None:
-    path = server.settings.export_dir / "big-download.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    big_id, path = new_export_file(server)
     expected = write_big_csv(path, FILE_MB)
-    small = server.settings.export_dir / "small.csv"
+    small_id, small = new_export_file(server)
     small_sha = write_big_csv(small, 1)
-    big_id = register_file(server, path, owner="ann", sha256=expected)
-    small_id = register_file(server, small, owner="ann", sha256=small_sha)
+    register_file(server, big_id, path, owner="ann", sha256=expected)
+    register_file(server, small_id, small, owner="ann", sha256=small_sha)
 
     peak = 0
     stop = threading.Event()
