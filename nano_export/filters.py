@@ -241,6 +241,12 @@ def _compare(node: Compare, dataset: Dataset) -> Condition:
     col = _column(dataset, node.column)
     op = node.op
     if isinstance(node.operand, Name):
+        if node.operand.name not in dataset.column_names:
+            raise InvalidFilter(
+                f"unknown column {node.operand.name!r}; to compare with a text value, quote "
+                f"it: {col.name} {op} '{node.operand.name}'",
+                node.operand.pos,
+            )
         other = _column(dataset, node.operand)
         if op in ("~", "!~"):
             raise InvalidFilter(

@@ -167,8 +167,40 @@ def test_several_datasets_into_an_existing_file_is_bad_input(
         str(target),
     )
     assert code == 2
-    assert "is a file" in stderr
+    assert "several datasets need a folder" in stderr
     assert target.read_text() == "keep me"
+    code, _, _ = run(
+        "export",
+        "evaluation-results",
+        "performance-metrics",
+        "--user",
+        "ana",
+        "--out",
+        str(tmp_path / "new.csv"),
+    )
+    assert code == 2
+    assert not (tmp_path / "new.csv").exists()
+
+
+def test_a_viewer_exports_public_by_default(env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "v.csv"
+    code, _, _ = run("export", "evaluation-results", "--user", "vic", "--out", str(out))
+    assert code == 0
+    assert "prompt" not in out.read_text().splitlines()[0]
+
+
+def test_commands_in_the_wrong_folder_say_so_and_create_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("NANO_EXPORT_DATA_DIR", str(elsewhere))
+    monkeypatch.delenv("NANO_EXPORT_DATABASE_URL", raising=False)
+    for args in (["exports", "list"], ["audit"], ["exports", "prune"]):
+        code, _, stderr = run(*args)
+        assert code == 2, args
+        assert "no nano-export database" in stderr and "nano-export init" in stderr
+        assert "Traceback" not in stderr
+    assert not (elsewhere / "nano-export.db").exists()
 
 
 def test_config_never_shows_the_database_password(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,7 +242,16 @@ def test_exports_list_json_has_the_api_fields(env: dict[str, str], tmp_path: Pat
 
 def test_audit_json_lists_events_with_actor_and_time(env: dict[str, str], tmp_path: Path) -> None:
     run("export", "performance-metrics", "--user", "ana", "--out", str(tmp_path / "a.csv"))
-    run("export", "performance-metrics", "--user", "vic", "--out", str(tmp_path / "b.csv"))
+    run(
+        "export",
+        "performance-metrics",
+        "--user",
+        "vic",
+        "--privacy",
+        "standard",
+        "--out",
+        str(tmp_path / "b.csv"),
+    )
     code, stdout, _ = run("audit", "--json", "--since", "2020-01-01")
     assert code == 0
     events = json.loads(stdout)

@@ -766,3 +766,9 @@ def test_an_export_plan_applies_the_hidden_column_rule() -> None:
     )
     with pytest.raises(InvalidFilter, match="'result'"):
         plan_export(request)
+
+
+def test_an_unquoted_value_gets_a_hint_to_quote_it() -> None:
+    with pytest.raises(InvalidFilter, match="quote it: provider = 'openai'") as info:
+        filters.validate(FilterSpec(where="provider = openai"), get_dataset("evaluation-results"))
+    assert info.value.position == 12

@@ -68,9 +68,9 @@ def filter_options(fn: Any) -> Any:
         click.option(
             "--privacy",
             type=click.Choice(["public", "standard", "full"]),
-            default="standard",
-            show_default=True,
-            help="Privacy level of the file (limited by the user's role).",
+            default=None,
+            help="Privacy level of the file: public, standard or full (limited by the user's "
+            "role). Default: standard, or public for viewers.",
         ),
         click.option("--gzip", "use_gzip", is_flag=True, help="Write a gzip file (.csv.gz)."),
     ]
@@ -91,11 +91,11 @@ def build_request(
     where: str | None,
     columns: str | None,
     rename: tuple[str, ...],
-    privacy: str,
+    privacy: str | None,
     use_gzip: bool,
     excel: bool = False,
 ) -> ExportRequest:
-    """An ExportRequest from the shared command-line options."""
+    """An ExportRequest from the shared command-line options (privacy defaults to standard)."""
     spec = FilterSpec(
         provider=provider,
         model=model,
@@ -112,7 +112,7 @@ def build_request(
             "filters": spec,
             "columns": cols,
             "rename": _parse_renames(rename),
-            "privacy": privacy,
+            "privacy": privacy or "standard",
             "format": "csv.gz" if use_gzip else "csv",
             "excel": excel,
         }
@@ -124,8 +124,9 @@ def user_role(app: AppContext, user: str) -> Role:
     role = role_of(app.settings.auth_file, user.lower())
     if role is None:
         raise PermissionDenied(
-            f"unknown user {user!r} in {app.settings.auth_file}; "
-            "add it with: nano-export users add NAME --role viewer|analyst|admin"
+            f"unknown user {user!r} in {app.settings.auth_file.resolve()}; add it with "
+            "`nano-export users add NAME --role viewer|analyst|admin`, or point "
+            "NANO_EXPORT_DATA_DIR (or NANO_EXPORT_AUTH_FILE) at the installation's data folder"
         )
     return role
 
@@ -136,8 +137,10 @@ def _out_path(out: Path | None, dataset: str, request: ExportRequest, several: b
     if out is None:
         return Path.cwd() / default_name
     if several or out.is_dir():
-        if out.exists() and not out.is_dir():
-            raise BadInput(f"--out: {out} is a file; several datasets need a folder")
+        if (out.exists() and not out.is_dir()) or (
+            several and not out.exists() and out.name.endswith((".csv", ".gz"))
+        ):
+            raise BadInput(f"--out: several datasets need a folder, not the file name {out}")
         out.mkdir(parents=True, exist_ok=True)
         return out / default_name
     if not out.parent.is_dir():
@@ -197,8 +200,10 @@ def export(
     4 concurrent-export limit reached.
     """
     role = user_role(app, user)
+    if options["privacy"] is None:  # the most a role may take, up to the default 'standard'
+        options["privacy"] = "public" if role == "viewer" else "standard"
     requests = [build_request(d, **options) for d in datasets]
-    engine = app.engine
+    engine = app.database()
     if dry_run:
         for request in requests:
             plan = plan_export(request)
@@ -258,7 +263,7 @@ def exports() -> None:
 @handle_errors
 def list_(app: AppContext, user: str | None, as_json: bool) -> None:
     """List exports, newest first."""
-    records = jobs.list_exports(app.engine, user=user.lower() if user else None)
+    records = jobs.list_exports(app.database(), user=user.lower() if user else None)
     if as_json:
         click.echo(json.dumps([r.public() for r in records], indent=2))
         return
@@ -282,7 +287,7 @@ def _row(rec: ExportRecord) -> dict[str, Any]:
 @handle_errors
 def cancel(app: AppContext, export_id: str) -> None:
     """Stop a running export; its temporary file is removed."""
-    rec = jobs.cancel_export(app.engine, export_id=export_id, user="cli", role="admin")
+    rec = jobs.cancel_export(app.database(), export_id=export_id, user="cli", role="admin")
     click.echo(f"{rec.id}: cancel requested ({rec.rows_done} rows written so far)")
 
 
@@ -291,8 +296,9 @@ def cancel(app: AppContext, export_id: str) -> None:
 @handle_errors
 def prune(app: AppContext) -> None:
     """Delete export files older than NANO_EXPORT_EXPORT_RETENTION_DAYS and mark them expired."""
-    reaped = jobs.reap_stale(app.engine, app.settings)
-    pruned = jobs.prune_exports(app.engine, app.settings)
+    engine = app.database()
+    reaped = jobs.reap_stale(engine, app.settings)
+    pruned = jobs.prune_exports(engine, app.settings)
     click.echo(f"{pruned} export(s) expired, {reaped} stalled export(s) marked failed")
 
 
@@ -310,7 +316,7 @@ def audit(app: AppContext, since: str | None, as_json: bool) -> None:
         from datetime import UTC
 
         start = start.replace(tzinfo=UTC)
-    with app.engine.connect() as conn:
+    with app.database().connect() as conn:
         events = audit_log.list_events(conn, since=start)
     if as_json:
         click.echo(json.dumps([e.public() for e in events], indent=2, default=str))
@@ -321,7 +327,7 @@ def audit(app: AppContext, since: str | None, as_json: bool) -> None:
                 "at": e.at.strftime("%Y-%m-%d %H:%M:%S"),
                 "event": e.event,
                 "actor": e.actor,
-                "export": (e.export_id or "")[:10],
+                "export": e.export_id or "",
                 "rows": e.rows if e.rows is not None else "",
                 "reason": e.reason or "",
             }
