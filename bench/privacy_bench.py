@@ -38,6 +38,8 @@ SECRETS = (
     "postgresql://admin:s3cr3t@db.internal:5432/prod",
     "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghij",
     "mail alice.smith@example.com about /home/alice/notes.txt",
+    '{"dbPassword": "hunter2-Correct", "accessToken": "ya29.a0AfH6SMBx"}',
+    "remote: gl" + "pat-AbCdEfGhIjKlMnOpQrSt",
 )
 
 

@@ -41,6 +41,7 @@ SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
 _RNG = random.Random(20_251_127)
 ALNUM = string.ascii_letters + string.digits
 B64URL = ALNUM + "-_"
+LETTERS_28 = "".join(_RNG.choice(string.ascii_letters) for _ in range(28))  # no digit at all
 
 
 def _chars(n: int, alphabet: str = ALNUM) -> str:
@@ -90,6 +91,16 @@ TOKENS: list[tuple[str, str]] = [
     ("jwt", JWT),
     ("private-key-rsa", PRIVATE_KEY),
     ("private-key-openssh", OPENSSH_KEY),
+    ("gitlab-pat", "gl" + "pat-" + _chars(20, B64URL)),
+    ("gitlab-pat-long", "gl" + "pat-" + _chars(36, B64URL)),
+    ("gitlab-pat-dotted", "gl" + "pat-" + _chars(27, B64URL) + ".01." + _chars(9)),
+    ("gitlab-deploy-token", "gl" + "dt-" + _chars(20, B64URL)),
+    ("gitlab-runner-token", "gl" + "rt-" + _chars(20, B64URL)),
+    ("gitlab-ci-job-token", "gl" + "cbt-" + _chars(24, B64URL)),
+    ("npm", "np" + "m_" + _chars(36)),
+    ("openai-project-letters-only", "sk-" + "proj-" + LETTERS_28),
+    ("openai-admin", "sk-" + "admin-" + _chars(64, B64URL)),
+    ("google-oauth-access-token", "ya" + "29." + _chars(80, B64URL)),
 ]
 
 # (kind, text, expected): credentials in context keep their context.
@@ -168,6 +179,168 @@ IN_CONTEXT: list[tuple[str, str, str]] = [
         "key follows\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
         "key follows\n[REDACTED]",
     ),
+    # camelCase and other key spellings of JSON tool arguments and results.
+    (
+        "json-camel-db-password",
+        '{"dbPassword": "hunter2-Correct"}',
+        '{"dbPassword": "[REDACTED]"}',
+    ),
+    (
+        "json-camel-access-token",
+        '{"accessToken": "ya' + '29.a0AfH6SMB", "expiresIn": 3599}',
+        '{"accessToken": "[REDACTED]", "expiresIn": 3599}',
+    ),
+    ("json-camel-client-secret", '{"clientSecret": "Zk8sQ"}', '{"clientSecret": "[REDACTED]"}'),
+    (
+        "json-camel-refresh-token",
+        '{"refreshToken":"1//0gXyZ","tokenType":"Bearer"}',
+        '{"refreshToken":"[REDACTED]","tokenType":"Bearer"}',
+    ),
+    ("json-camel-private-key", '"privateKey": "MC4CAQAw"', '"privateKey": "[REDACTED]"'),
+    ("json-camel-api-key", '{"apiKey": "abc123"}', '{"apiKey": "[REDACTED]"}'),
+    ("json-snake-api-key", '{"api_key": "abc123"}', '{"api_key": "[REDACTED]"}'),
+    (
+        "json-snake-client-secret",
+        '{"client_id": "app", "client_secret": "Zk8sQ"}',
+        '{"client_id": "app", "client_secret": "[REDACTED]"}',
+    ),
+    ("json-azure-account-key", '"accountKey": "Zm9vYmFy"', '"accountKey": "[REDACTED]"'),
+    ("js-object-camel-key", "{ apiKey: 'abc123' }", "{ apiKey: '[REDACTED]' }"),
+    ("upper-camel-key", "DBPassword=hunter2", "DBPassword=[REDACTED]"),
+    ("pascal-key", "ClientSecret: Zk8sQ", "ClientSecret: [REDACTED]"),
+    (
+        "npmrc-auth-token",
+        "//registry.npmjs.org/:_authToken=abc-123",
+        "//registry.npmjs.org/:_authToken=[REDACTED]",
+    ),
+    ("x-api-key-header", "x-api-key: abc123def", "x-api-key: [REDACTED]"),
+    (
+        "x-api-key-curl",
+        "curl -H 'x-api-key: abc123def' https://api.example.com",
+        "curl -H 'x-api-key: [REDACTED]' https://api.example.com",
+    ),
+    # GitLab and npm tokens, also behind an environment variable.
+    ("gitlab-remote", f"remote: {(glpat := 'gl' + 'pat-' + _chars(20))}", "remote: [REDACTED]"),
+    ("gitlab-env", f"GITLAB_TOKEN={glpat}", "GITLAB_TOKEN=[REDACTED]"),
+    (
+        "gitlab-clone-url",
+        f"git clone https://oauth2:{glpat}@gitlab.com/group/repo.git",
+        "git clone https://oauth2:[REDACTED]@gitlab.com/group/repo.git",
+    ),
+    ("npm-env", f"NPM_TOKEN={(npm := 'np' + 'm_' + _chars(36))}", "NPM_TOKEN=[REDACTED]"),
+    (
+        "npmrc-npm-token",
+        f"//registry.npmjs.org/:_authToken={npm}\n",
+        "//registry.npmjs.org/:_authToken=[REDACTED]\n",
+    ),
+    # URL passwords that contain '@': everything up to the last '@' before the host.
+    (
+        "url-password-with-at",
+        "postgres://app:p@ssw0rd@db.internal/x",
+        "postgres://app:[REDACTED]@db.internal/x",
+    ),
+    (
+        "url-password-with-several-at",
+        "mongodb://u:a@b@c@host:27017/db?authSource=admin",
+        "mongodb://u:[REDACTED]@host:27017/db?authSource=admin",
+    ),
+    (
+        "url-password-without-path",
+        "redis://:p@ss@cache.local",
+        "redis://:[REDACTED]@cache.local",
+    ),
+    (
+        "url-user-with-at",
+        "postgres://admin@srv:pw@srv.postgres.database.azure.com:5432/db",
+        "postgres://admin@srv:[REDACTED]@srv.postgres.database.azure.com:5432/db",
+    ),
+    (
+        "url-password-then-email-in-query",
+        "https://u:pw@host?to=a@b.io",
+        "https://u:[REDACTED]@host?to=a@b.io",
+    ),
+    (
+        "url-password-compact-json",
+        '{"url":"redis://:pw@cache","mail":"a@b.io"}',
+        '{"url":"redis://:[REDACTED]@cache","mail":"a@b.io"}',
+    ),
+    ("url-password-with-quote", 'x://u:pa"ss@host', "x://u:[REDACTED]@host"),
+    # Azure storage and service-bus connection strings, SAS tokens.
+    (
+        "azure-storage-connection-string",
+        "DefaultEndpointsProtocol=https;AccountName=x;AccountKey="
+        + (azure := base64.b64encode(bytes(_RNG.randrange(256) for _ in range(64))).decode())
+        + ";EndpointSuffix=core.windows.net",
+        "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=[REDACTED]"
+        ";EndpointSuffix=core.windows.net",
+    ),
+    (
+        "azure-service-bus-connection-string",
+        "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;"
+        f"SharedAccessKey={azure}",
+        "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;"
+        "SharedAccessKey=[REDACTED]",
+    ),
+    (
+        "azure-sas-connection-string",
+        "BlobEndpoint=https://x.blob.core.windows.net/;SharedAccessSignature=sv=2022-11-02&ss=b"
+        f"&srt=sco&sp=rl&se=2030-01-01T00:00:00Z&sig={(sig := _chars(43, ALNUM + '%'))}%3D",
+        "BlobEndpoint=https://x.blob.core.windows.net/;SharedAccessSignature=[REDACTED]",
+    ),
+    (
+        "azure-sas-url",
+        f"GET https://x.blob.core.windows.net/c/b.txt?sv=2022-11-02&sr=b&sp=r&sig={sig}%3D done",
+        "GET https://x.blob.core.windows.net/c/b.txt?sv=2022-11-02&sr=b&sp=r&sig=[REDACTED] done",
+    ),
+    # Command-line passwords and tokens.
+    (
+        "cli-password-space",
+        "mysql -u root --password hunter2Secret -h db",
+        "mysql -u root --password [REDACTED] -h db",
+    ),
+    (
+        "cli-password-equals",
+        "mysql -u root --password=hunter2Secret -h db",
+        "mysql -u root --password=[REDACTED] -h db",
+    ),
+    (
+        "cli-mysql-short-p",
+        "mysql -uroot -pHunter2Secret mydb",
+        "mysql -uroot -p[REDACTED] mydb",
+    ),
+    (
+        "cli-mysqldump-short-p",
+        "mysqldump -h db -pHunter2Secret --all-databases > all.sql",
+        "mysqldump -h db -p[REDACTED] --all-databases > all.sql",
+    ),
+    (
+        "cli-docker-login",
+        "docker login -u bob --password s3cret registry.example.com",
+        "docker login -u bob --password [REDACTED] registry.example.com",
+    ),
+    (
+        "cli-quoted-client-secret",
+        "az login --service-principal --client-secret 'a b' --tenant t",
+        "az login --service-principal --client-secret '[REDACTED]' --tenant t",
+    ),
+    ("cli-api-key", "tool --api-key abc123 run", "tool --api-key [REDACTED] run"),
+    (
+        "cli-json-argument-list",
+        '{"cmd": ["mysql", "--password", "hunter2Secret", "-h", "db"]}',
+        '{"cmd": ["mysql", "--password", "[REDACTED]", "-h", "db"]}',
+    ),
+    (
+        "cli-python-argument-list",
+        "subprocess.run(['docker', 'login', '--password', 's3cret'])",
+        "subprocess.run(['docker', 'login', '--password', '[REDACTED]'])",
+    ),
+    (
+        "cli-escaped-json-argument-list",
+        '{\\"args\\": [\\"--token\\", \\"abc123\\"]}',
+        '{\\"args\\": [\\"--token\\", \\"[REDACTED]\\"]}',
+    ),
+    # Accepted over-redaction: a `password: <value>` pair is masked whatever the value.
+    ("password-type-annotation", "password: str", "password: [REDACTED]"),
 ]
 
 LOOK_ALIKES = [
@@ -198,6 +371,23 @@ LOOK_ALIKES = [
     "Authorization failed for this request",
     "sk_live_ alone",
     "hooks.slack.com/services/short",
+    "glpat- alone, glpat-short and global-rate-limiter-configuration-x",
+    "npm_config_cache and npm_package_version and npm_ alone",
+    "sk-proj- alone and sk-proj-short",
+    "ya29 alone and ya29.short",
+    "maxTokens: 512, inputTokens=3 and tokenCount: 7",
+    "primaryKey: id and sortKey: name",
+    "a signature= field and AccountName=devstoreaccount1;",
+    "docker login --password-stdin < pw.txt",
+    "cache.local--password x and a--token y",
+    '["--password", "--verbose"] and ["--token", 42]',
+    "psql --no-password mydb and psql --no-password -h db",
+    "mysql -u root -p mydb",
+    "mkdir -p /tmp/x && gcc -pthread x.c",
+    "tool --max-tokens 512 --tokenizer gpt2",
+    "postgres://app@db.internal/x",
+    "ssh://git@gitlab.com:2222/group/repo.git",
+    "https://example.com:8443/path@v2 and user@host:path",
 ]
 
 
@@ -215,6 +405,34 @@ def test_redact_credentials_replaces_the_secret_and_keeps_the_surrounding_text(
     text: str, expected: str
 ) -> None:
     assert redact_credentials(text) == expected
+
+
+KEY_NAMES = [
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "secret_key",
+    "secret_access_key",
+    "api_key",
+    "apikey",
+    "token",
+    "private_key",
+    "account_key",
+]
+
+
+@pytest.mark.parametrize("name", KEY_NAMES)
+def test_redact_credentials_knows_every_key_name_in_each_spelling(name: str) -> None:
+    camel = name.split("_")[0] + "".join(part.title() for part in name.split("_")[1:])
+    spellings = [name, name.upper(), f"db_{name}", camel, "my" + camel[0].upper() + camel[1:]]
+    for key in spellings:
+        assert redact_credentials(f'{{"{key}": "v4lue"}}') == f'{{"{key}": "[REDACTED]"}}', key
+        assert redact_credentials(f"{key}=v4lue x") == f"{key}=[REDACTED] x", key
+    for key in (name, f"db_{name}"):
+        dashed = key.replace("_", "-")
+        assert redact_credentials(f"run --{dashed} v4lue x") == f"run --{dashed} [REDACTED] x", key
 
 
 @pytest.mark.parametrize("text", LOOK_ALIKES)
@@ -485,6 +703,24 @@ FRAGMENTS = st.sampled_from(
         "=",
         ":",
         "\\",
+        "@",
+        "p@ss",
+        "://u:",
+        "/",
+        "?",
+        "dbPassword",
+        "accessToken",
+        "--password ",
+        "--client-secret ",
+        "mysql -u root",
+        " -p",
+        "&sig=",
+        ";AccountKey=",
+        "SharedAccessSignature=",
+        "gl" + "pat-",
+        "np" + "m_",
+        "sk-" + "proj-",
+        "ya" + "29.",
     ]
 )
 TEXTS = st.lists(st.one_of(FRAGMENTS, st.text(max_size=12)), max_size=8).map("".join)
