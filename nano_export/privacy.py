@@ -120,6 +120,14 @@ _RULES: tuple[_Rule, ...] = (
         r"\bsk-(?:(?:proj|svcacct|admin|ant|None)-|(?=[A-Za-z0-9_-]*\d))[A-Za-z0-9_-]{20,}",
     ),
     _rule("stripe", ("k_live_", "k_test_"), r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\w*"),
+    # An AWS secret access key in context: 40 base64 characters within a line after a key id
+    # ("AKIA… / wJalr…"). Runs before the key-id rule, which then redacts the id itself.
+    _rule(
+        "aws_secret_after_key_id",
+        ("AKIA", "ASIA"),
+        r"(?P<keep>\b(?:AKIA|ASIA)[A-Z0-9]{16}\b[^\n]{0,100}?)"
+        r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+    ),
     _rule("aws_access_key_id", ("AKIA", "ASIA"), r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
     _rule("github", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{30,}\w*"),
     _rule("github_pat", ("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,}"),

@@ -106,6 +106,20 @@ TOKENS: list[tuple[str, str]] = [
 # (kind, text, expected): credentials in context keep their context.
 IN_CONTEXT: list[tuple[str, str, str]] = [
     (
+        "aws-key-pair-on-one-line",
+        "AWS creds: AKIA"
+        + (kid := _chars(16, string.ascii_uppercase + string.digits))
+        + " / "
+        + (pair_secret := _chars(40, ALNUM + "/+"))
+        + " (rotate monthly)",
+        "AWS creds: [REDACTED] / [REDACTED] (rotate monthly)",
+    ),
+    (
+        "aws-key-pair-as-csv",
+        f"ASIA{kid},{pair_secret}\nnext line keeps 1a2b3c4d5e6f7a8b9c0d1a2b3c4d5e6f7a8b9c0d",
+        "[REDACTED],[REDACTED]\nnext line keeps 1a2b3c4d5e6f7a8b9c0d1a2b3c4d5e6f7a8b9c0d",
+    ),
+    (
         "aws-secret-access-key",
         "aws_secret_access_key = " + (aws := _chars(40, ALNUM + "/+")),
         "aws_secret_access_key = [REDACTED]",
