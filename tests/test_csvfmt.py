@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import hashlib
 import io
 import logging
-import resource
-import signal
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -330,33 +330,43 @@ def test_leaving_with_block_without_commit_discards_the_file(
     assert "without commit" in caplog.text
 
 
-@pytest.fixture
-def file_size_limit() -> Iterator[int]:
-    """Files of this process may grow to 4 KiB only: a full disk, for real, for one test."""
-    limit = 4096
-    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
-    try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
-        signal.signal(signal.SIGXFSZ, old_handler)
+FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+import numpy as np
+import pandas as pd
+from nano_export.csvfmt import CsvSink
+
+folder, packed = Path(sys.argv[1]), sys.argv[2] == "gz"
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+rng = np.random.default_rng(1)
+big = pd.DataFrame({"name": [rng.bytes(500).hex() for _ in range(40)]})  # 40 kB gzip cannot shrink
+sink = CsvSink(folder / ("out.csv.gz" if packed else "out.csv"), columns=["name"],
+               kinds={"name": "text"}, gzip=packed)
+sink.write(big)
+try:
+    sink.commit()
+except OSError as exc:
+    print("refused:", exc.errno)
+"""
 
 
 @pytest.mark.parametrize("packed", [False, True])
-def test_failed_write_surfaces_at_commit_and_leaves_no_file(
-    tmp_path: Path, file_size_limit: int, packed: bool
-) -> None:
-    rng = np.random.default_rng(1)
-    noise = [rng.bytes(500).hex() for _ in range(40)]  # 40 kB that gzip cannot shrink to 4 KiB
-    big = pd.DataFrame({"name": noise})
-    path = tmp_path / ("out.csv.gz" if packed else "out.csv")
-    sink = CsvSink(path, columns=["name"], kinds={"name": "text"}, gzip=packed)
-    sink.write(big)
-    with pytest.raises(OSError):
-        sink.commit()
-    assert list(tmp_path.iterdir()) == []
+def test_failed_write_surfaces_at_commit_and_leaves_no_file(tmp_path: Path, packed: bool) -> None:
+    # A full disk, for real: a child process whose files may grow to 4 KiB only (the limit is
+    # per process, so the test runner's own output is not affected).
+    folder = tmp_path / "out"
+    folder.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(folder), "gz" if packed else "csv"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == f"refused: {errno.EFBIG}"
+    assert list(folder.iterdir()) == []
 
 
 def test_zero_rows_commit_a_header_only_file(tmp_path: Path) -> None:
