@@ -1,6 +1,11 @@
 """The Streamlit script of the dashboard: login gate, then navigation by role.
 
 ``app.py`` serves this script together with the HTTP API; ``streamlit run dashboard.py`` also works.
+
+Every page has a fixed URL path (``explore`` is the root). While logged out, each of those paths is
+registered as a hidden page that only renders the login form, so a deep link such as
+``/export?provider=openai`` shows the login (no "page not found") and keeps its URL; after login the
+real pages register the same paths (a page's identity is its URL path) and the link opens its page.
 """
 
 from pathlib import Path
@@ -10,6 +15,15 @@ import streamlit as st
 from nano_export.ui import context, session, widgets
 
 PAGES = Path(__file__).parent / "app_pages"
+#: url path (= file stem), title, icon, admins only
+PAGE_DEFS: list[tuple[str, str, str, bool]] = [
+    ("explore", "Explore", ":material/insights:", False),
+    ("export", "Export", ":material/download:", False),
+    ("history", "History", ":material/history:", False),
+    ("schedules", "Schedules", ":material/schedule:", False),
+    ("audit", "Audit", ":material/shield:", True),
+]
+ADMIN_ONLY_NOTICE = "_nx_admin_only_notice"
 
 st.set_page_config(page_title="nano-export", page_icon="📦", layout="wide")
 widgets.page_style()
@@ -18,28 +32,35 @@ authenticator = session.make_authenticator(settings)
 user = session.current_user(authenticator, settings)
 session.set_page_user(user)
 
+
+def _login() -> None:
+    session.login_page(authenticator, settings)
+
+
 if user is None:
-    # Logged out: the login page is the only page, whatever the URL asks for.
-    login = st.Page(
-        lambda: session.login_page(authenticator, settings),
-        title="Log in",
-        icon=":material/lock:",
-        url_path="login",
-        default=True,
-    )
-    st.navigation([login], position="hidden").run()
+    # Logged out: every page URL renders the login form, and nothing else.
+    stand_ins = [
+        st.Page(_login, title="Log in", icon=":material/lock:", url_path=path, default=i == 0)
+        for i, (path, _title, _icon, _admin) in enumerate(PAGE_DEFS)
+    ]
+    st.navigation(stand_ins, position="hidden").run()
 else:
     session.restore_query()
-    pages = [
-        st.Page(PAGES / "explore.py", title="Explore", icon=":material/insights:", default=True),
-        st.Page(PAGES / "export.py", title="Export", icon=":material/download:"),
-        st.Page(PAGES / "history.py", title="History", icon=":material/history:"),
-    ]
-    if (PAGES / "schedules.py").exists():
-        pages.append(st.Page(PAGES / "schedules.py", title="Schedules", icon=":material/schedule:"))
-    if user.is_admin:
-        pages.append(st.Page(PAGES / "audit.py", title="Audit", icon=":material/shield:"))
-    current = st.navigation(pages)
+    pages = {
+        path: st.Page(PAGES / f"{path}.py", title=title, icon=icon, default=path == "explore")
+        for path, title, icon, admin in PAGE_DEFS
+        if (not admin or user.is_admin) and (PAGES / f"{path}.py").exists()
+    }
+    hidden = []
+    for path, title, _icon, admin in PAGE_DEFS:
+        if admin and not user.is_admin:
+            # A link to an admin page: Explore, with a notice instead of "page not found".
+            def _to_explore(title: str = title) -> None:
+                st.session_state[ADMIN_ONLY_NOTICE] = f"The {title} page is for admins."
+                st.switch_page(pages["explore"])
+
+            hidden.append(st.Page(_to_explore, title=title, url_path=path, visibility="hidden"))
+    current = st.navigation([*pages.values(), *hidden])
     with st.sidebar:
         st.markdown(f"**{user.name}** · `{user.role}`")
         if session.logout_button(authenticator, settings, user):
@@ -48,4 +69,6 @@ else:
             st.stop()
         st.divider()
     context.app_engine(settings)
+    if notice := st.session_state.pop(ADMIN_ONLY_NOTICE, None):
+        st.info(notice, icon=":material/lock:")
     current.run()

@@ -9,7 +9,7 @@ from nano_export.ui import context, session, tables, widgets
 
 user = session.require_user()
 if not user.is_admin:
-    st.error("The audit log is for admins.", icon="🔒")
+    st.error("The audit log is for admins.", icon=":material/lock:")
     st.stop()
 settings = context.app_settings()
 engine = context.app_engine(settings)
@@ -33,7 +33,7 @@ with widgets.friendly_errors():
     frame = tables.audit_frame(events)
     st.caption(f"{len(frame):,} events, newest first.")
     st.dataframe(
-        frame,
+        tables.blank_nulls(frame),
         hide_index=True,
         width="stretch",
         column_config={"at": st.column_config.DatetimeColumn("At", format="YYYY-MM-DD HH:mm:ss")},
@@ -43,5 +43,5 @@ with widgets.friendly_errors():
         tables.audit_csv(frame),
         file_name="nano-export-audit.csv",
         mime="text/csv",
-        icon="⬇️",
+        icon=":material/download:",
     )

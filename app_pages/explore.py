@@ -3,7 +3,7 @@
 import streamlit as st
 
 from nano_export import filters
-from nano_export.ui import charts, context, data, session, sidebar, widgets
+from nano_export.ui import charts, context, data, session, sidebar, tables, widgets
 
 user = session.require_user()
 settings = context.app_settings()
@@ -13,7 +13,7 @@ st.title("Explore")
 with widgets.friendly_errors():
     selection = sidebar.filter_sidebar(db_url)
     if selection.spec is None:
-        st.warning("Fix the filter in the sidebar to see results.", icon="⚠️")
+        st.warning("Fix the filter in the sidebar to see results.", icon=":material/warning:")
         st.stop()
     spec_json = selection.spec.to_json()
     st.caption(f"**{selection.dataset}** · {filters.describe(selection.spec)}")
@@ -29,24 +29,47 @@ with widgets.friendly_errors():
     cols[3].metric("Median latency", "—" if latency is None else f"{latency:.2f} s")
 
     if summary.rows == 0:
-        st.info("No runs match these filters — widen the selection in the sidebar.", icon="🔎")
+        st.info(
+            "No runs match these filters — widen the selection in the sidebar.",
+            icon=":material/search_off:",
+        )
         st.stop()
 
     per_model = overview.by_model
+    cfg = charts.CONFIG
     left, right = st.columns(2)
     with left:
         st.subheader("Success rate by model")
-        st.plotly_chart(charts.success_rate(per_model), width="stretch")
+        rates = per_model["success_rate"].dropna()
+        if rates.empty:
+            st.info("This dataset has no success column.", icon=":material/info:")
+        elif selection.spec.success is not None:
+            shown = "Succeeded" if selection.spec.success else "Failed"
+            same = "100%" if selection.spec.success else "0%"
+            st.info(
+                f"With Outcome = {shown} every model's success rate is {same} — set Outcome "
+                "to Any in the sidebar to compare models.",
+                icon=":material/info:",
+            )
+        else:
+            st.plotly_chart(charts.success_rate(per_model), width="stretch", config=cfg)
     with right:
-        st.subheader("Latency distribution by model")
-        st.plotly_chart(charts.latency_distribution(overview.latency_histogram), width="stretch")
+        st.subheader("Latency by model")
+        st.caption("Darker: a larger share of the model's runs; hover for counts.")
+        buckets = data.latency_buckets(db_url, selection.dataset, spec_json)
+        if buckets.empty:
+            st.info("No latencies in this selection.", icon=":material/info:")
+        else:
+            fig = charts.latency_distribution(buckets)
+            st.plotly_chart(fig, width="stretch", config=cfg)
     left, right = st.columns(2)
     with left:
         st.subheader("Cost per run")
-        st.plotly_chart(charts.cost_per_run(per_model), width="stretch")
+        st.plotly_chart(charts.cost_per_run(per_model), width="stretch", config=cfg)
     with right:
         st.subheader("Runs over time")
-        st.plotly_chart(charts.runs_over_time(overview.runs_over_time), width="stretch")
+        fig = charts.runs_over_time(overview.runs_over_time)
+        st.plotly_chart(fig, width="stretch", config=cfg)
 
     level = user.top_level
     st.subheader("Sample rows")
@@ -55,5 +78,5 @@ with widgets.friendly_errors():
         "redacted; the export uses the same redaction."
     )
     sample = data.preview(db_url, selection.dataset, spec_json, level, settings.resolved_secret())
-    st.dataframe(sample, width="stretch", hide_index=True, height=360)
-    st.caption("🔗 The address bar holds these filters: copy it to share this view.")
+    st.dataframe(tables.blank_nulls(sample), width="stretch", hide_index=True, height=360)
+    st.caption(":material/link: The address bar holds these filters: copy it to share this view.")

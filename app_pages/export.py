@@ -12,7 +12,7 @@ st.title("Export")
 with widgets.friendly_errors():
     selection = sidebar.filter_sidebar(settings.db_url)
     if selection.spec is None:
-        st.warning("Fix the filter in the sidebar before exporting.", icon="⚠️")
+        st.warning("Fix the filter in the sidebar before exporting.", icon=":material/warning:")
         st.stop()
     st.caption(f"**{selection.dataset}** · {filters.describe(selection.spec)}")
     request = exporting.request_form(user, selection)
@@ -20,7 +20,7 @@ with widgets.friendly_errors():
         st.divider()
         rows = exporting.estimate_row(settings, request)
         if rows == 0:
-            st.info("Empty selection: no rows match these filters.", icon="🔎")
+            st.info("Empty selection: no rows match these filters.", icon=":material/search_off:")
         if st.button("Start export", type="primary", disabled=rows == 0):
             exporting.start(settings, user, request)
         with st.expander("Copy as CLI command"):

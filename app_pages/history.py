@@ -15,11 +15,11 @@ st.caption("Everyone's exports (admin view)." if user.is_admin else "Your export
 with widgets.friendly_errors():
     records = jobs.list_exports(engine, user=None if user.is_admin else user.username, limit=500)
     if not records:
-        st.info("No exports yet — start one on the Export page.", icon="📭")
+        st.info("No exports yet — start one on the Export page.", icon=":material/inbox:")
         st.stop()
     frame = tables.exports_frame(records)
     st.dataframe(
-        frame,
+        tables.blank_nulls(frame, keep=("download",)),
         hide_index=True,
         width="stretch",
         column_config={
@@ -30,7 +30,7 @@ with widgets.friendly_errors():
             "id": None,
         },
     )
-    if st.button("Refresh", icon="🔄"):
+    if st.button("Refresh", icon=":material/refresh:"):
         st.rerun()
 
     st.subheader("Selected export")

@@ -6,13 +6,13 @@ from nano_export import scheduler, schedules
 from nano_export.cadence import CADENCES, WEEKDAYS, make_timing
 from nano_export.datasets import DATASETS
 from nano_export.models import ALLOWED_LEVELS, ExportRequest, FilterSpec
-from nano_export.ui import context, session, widgets
+from nano_export.ui import context, session, sidebar, widgets
 
 user = session.require_user()
 settings = context.app_settings()
 engine = context.app_engine(settings)
 
-st.title("⏰ Schedules")
+st.title("Schedules")
 st.caption(
     "Everyone's schedules (admin view)."
     if user.is_admin
@@ -55,7 +55,7 @@ with widgets.friendly_errors():
         chosen = by_name[st.selectbox("Schedule", list(by_name), key="nx_sched_pick")]
         cols = st.columns(3)
         if chosen.paused:
-            if cols[0].button("Resume", key="nx_sched_resume", icon="▶️"):
+            if cols[0].button("Resume", key="nx_sched_resume", icon=":material/play_arrow:"):
                 schedules.set_paused(
                     engine,
                     name=chosen.name,
@@ -65,7 +65,7 @@ with widgets.friendly_errors():
                     role=user.role,
                 )
                 st.rerun()
-        elif cols[0].button("Pause", key="nx_sched_pause", icon="⏸️"):
+        elif cols[0].button("Pause", key="nx_sched_pause", icon=":material/pause:"):
             schedules.set_paused(
                 engine,
                 name=chosen.name,
@@ -75,7 +75,7 @@ with widgets.friendly_errors():
                 role=user.role,
             )
             st.rerun()
-        if cols[1].button("Run now", key="nx_sched_run", icon="🚀"):
+        if cols[1].button("Run now", key="nx_sched_run", icon=":material/rocket_launch:"):
             with st.spinner(f"Running {chosen.name}…"):
                 result = scheduler.run_now(
                     engine, settings, name=chosen.name, actor=user.username, role=user.role
@@ -87,19 +87,31 @@ with widgets.friendly_errors():
                     f"Exported {widgets.fmt_int(result.export.rows_done)} rows; "
                     f"email {result.email}."
                 )
-        if cols[2].button("Remove", key="nx_sched_remove", icon="🗑️"):
+        if cols[2].button("Remove", key="nx_sched_remove", icon=":material/delete:"):
             schedules.remove_schedule(
                 engine, name=chosen.name, interface="dashboard", actor=user.username, role=user.role
             )
             st.rerun()
     else:
-        st.info("No schedules yet — create one below.", icon="📭")
+        st.info("No schedules yet — create one below.", icon=":material/inbox:")
 
     st.subheader("New schedule")
     current = st.session_state.get("export_request")
-    use_current = isinstance(current, ExportRequest) and st.toggle(
-        "Use the export currently set up on the Export page", value=True, key="nx_sched_use"
+    filter_error = st.session_state.get(sidebar.FILTER_ERROR)
+    unavailable = None
+    if filter_error:
+        unavailable = f"the sidebar filter is invalid ({filter_error}) — fix it on the Export page"
+        current = None
+    elif not isinstance(current, ExportRequest):
+        unavailable = "no export is set up yet — open the Export page first"
+    use_current = st.toggle(
+        "Use the export currently set up on the Export page",
+        value=unavailable is None,
+        disabled=unavailable is not None,
+        key="nx_sched_use",
     )
+    if unavailable:
+        st.caption(f"Unavailable: {unavailable}. Or fill in the form below.")
     if use_current and isinstance(current, ExportRequest):
         request: ExportRequest | None = current
         st.caption(f"{current.dataset} · privacy {current.privacy} · format {current.format}")
@@ -108,9 +120,16 @@ with widgets.friendly_errors():
     with st.form("nx_sched_new"):
         name = st.text_input("Name", key="nx_sched_name")
         if request is None:
-            dataset = st.selectbox("Dataset", sorted(DATASETS), key="nx_sched_dataset")
+            names = sorted(DATASETS)
+            dataset = st.selectbox(
+                "Dataset",
+                names,
+                index=names.index(sidebar.DEFAULT_DATASET),
+                key="nx_sched_dataset",
+            )
+            levels = ALLOWED_LEVELS[user.role]
             level = st.radio(
-                "Privacy", ALLOWED_LEVELS[user.role], horizontal=True, key="nx_sched_privacy"
+                "Privacy", levels, index=len(levels) - 1, horizontal=True, key="nx_sched_privacy"
             )
             where = st.text_input("Where (optional)", key="nx_sched_where")
         every = st.radio("Every", CADENCES, horizontal=True, key="nx_sched_every")

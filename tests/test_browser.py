@@ -143,3 +143,54 @@ def test_login_share_link_export_and_download(server: tuple[str, str]) -> None:
         expect(page.get_by_role("heading", name="History")).to_be_visible()
         page.screenshot(path=str(SHOTS / "4-history.png"), full_page=True)
         browser.close()
+
+
+def test_deep_link_survives_the_login_and_the_login_has_no_sidebar(
+    server: tuple[str, str],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _db_url = server
+    expect.set_options(timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1400})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+
+        page.goto(f"{base}/export?provider=openai")
+        expect(page.get_by_role("textbox", name="Username")).to_be_visible()
+        page.wait_for_timeout(1500)  # the "Page not found" dialog came a moment after the form
+        expect(page.get_by_text("Page not found")).to_have_count(0)
+        expect(page.locator('[data-testid="stSidebar"]')).to_be_hidden()
+        assert page.url == f"{base}/export?provider=openai"
+        page.screenshot(path=str(SHOTS / "5-login-deep-link.png"), full_page=True)
+
+        page.get_by_role("textbox", name="Username").fill("anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna")
+        page.get_by_role("button", name="Login").click()
+        expect(page.get_by_role("heading", name="Export")).to_be_visible()
+        expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("4")
+        assert page.url.startswith(f"{base}/export?") and "provider=openai" in page.url
+
+        # A second tab, logged in by the cookie, opens the link directly (no redirect to /).
+        other = context.new_page()
+        other.goto(f"{base}/history?provider=openai")
+        expect(other.get_by_role("heading", name="History")).to_be_visible()
+        assert other.url.startswith(f"{base}/history")
+        other.close()
+
+        # A bad parameter in a link: the good ones apply and the bad one is named (and stays).
+        page.goto(f"{base}/?provider=openai&since=2026-13-45")
+        expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("4")
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        expect(sidebar.get_by_text("Ignored part of the link: since")).to_be_visible()
+        page.wait_for_timeout(2000)
+        expect(sidebar.get_by_text("Ignored part of the link: since")).to_be_visible()
+
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_role("textbox", name="Username")).to_be_visible()
+        expect(page.locator('[data-testid="stSidebar"]')).to_be_hidden()
+        page.screenshot(path=str(SHOTS / "6-after-logout.png"), full_page=True)
+        browser.close()

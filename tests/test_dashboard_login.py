@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from dashboard_app import PASSWORD, Dash, make_dash
+from streamlit.testing.v1 import AppTest
 
 from nano_export.audit import list_events
 from nano_export.db import get_engine
@@ -71,3 +72,53 @@ def test_logout_is_audited_and_returns_to_the_login(dash: Dash) -> None:
     at.run()
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     assert _events(dash, "logout") == [("adam", "dashboard")]
+
+
+def _log_in(at: AppTest, username: str) -> AppTest:
+    at.text_input[0].input(username)
+    at.text_input[1].input(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception
+    return at
+
+
+@pytest.mark.parametrize(
+    ("page", "title"),
+    [
+        ("app_pages/export.py", "Export"),
+        ("app_pages/history.py", "History"),
+        ("app_pages/schedules.py", "Schedules"),
+        ("app_pages/explore.py", "Explore"),
+    ],
+)
+def test_deep_link_as_first_request_lands_on_its_page_after_login(
+    dash: Dash, page: str, title: str
+) -> None:
+    at = dash.app()
+    at.query_params["provider"] = "openai"
+    at.switch_page(page).run()  # the URL /export?provider=openai as the first request
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert not at.dataframe and not at.metric and not at.get("plotly_chart")
+    assert at.query_params["provider"] in ("openai", ["openai"])
+
+    _log_in(at, "anna")
+    assert [t.value for t in at.title] == [title]
+    assert at.query_params["provider"] in ("openai", ["openai"])
+    if title in ("Explore", "Export"):
+        assert at.multiselect(key="nx_provider").value == ["openai"]
+
+
+def test_audit_link_for_a_non_admin_lands_on_explore_with_a_notice(dash: Dash) -> None:
+    at = dash.app()
+    at.switch_page("app_pages/audit.py").run()
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    _log_in(at, "anna")
+    assert [t.value for t in at.title] == ["Explore"]
+    assert any("admins" in i.value for i in at.info)
+
+
+def test_audit_link_for_an_admin_lands_on_the_audit_log(dash: Dash) -> None:
+    at = dash.app()
+    at.switch_page("app_pages/audit.py").run()
+    _log_in(at, "adam")
+    assert [t.value for t in at.title] == ["Audit log"]

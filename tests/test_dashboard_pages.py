@@ -126,3 +126,67 @@ def test_charts_are_plotly_figures_from_sql_aggregates(dash: Dash) -> None:
     success = specs[0]["data"]
     models = {y for trace in success for y in trace["y"]}
     assert "gpt-5-mini" in models and "gpt-oss:20b" in models
+
+
+def test_sample_rows_show_blanks_for_empty_cells(dash: Dash) -> None:
+    at = dash.logged_in("adam").run()
+    sample = at.dataframe[0].value
+    assert "error" in sample.columns
+    assert "" in list(sample["error"])  # successful runs have no error
+    assert not sample.isna().any().any()
+
+
+def test_latency_chart_has_few_short_unrotated_buckets(dash: Dash) -> None:
+    at = dash.logged_in("adam").run()
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    latency = specs[1]
+    labels = latency["data"][0]["x"]
+    assert 2 <= len(labels) <= 12 and all(len(x) <= 4 for x in labels), labels
+    assert labels[0] == "≤2s" and labels[-1] == "≤20s"  # latencies 1..10 s
+    assert latency["data"][0]["text"][0][0] == "1–2s"  # the hover names the whole range
+    assert latency["layout"]["xaxis"].get("tickangle") == 0
+    total = sum(sum(row) for row in latency["data"][0]["customdata"])
+    assert total == 8  # every run counted once
+
+
+def test_charts_have_no_mode_bar(dash: Dash) -> None:
+    at = dash.logged_in("adam").run()
+    for chart in at.get("plotly_chart"):
+        assert json.loads(chart.proto.config).get("displayModeBar") is False
+
+
+def test_failed_outcome_explains_the_success_chart(dash: Dash) -> None:
+    at = dash.logged_in("anna")
+    at.query_params["success"] = "false"
+    at.run()
+    assert at.metric[0].value == "2"
+    assert len(at.get("plotly_chart")) == 3
+    assert any("Outcome" in i.value and "0%" in i.value for i in at.info)
+
+
+def test_a_bad_link_parameter_keeps_the_good_ones(dash: Dash) -> None:
+    at = dash.logged_in("anna")
+    at.query_params["provider"] = "openai"
+    at.query_params["since"] = "2026-13-45"
+    at.query_params["success"] = "true"
+    at.run()
+    assert at.multiselect(key="nx_provider").value == ["openai"]
+    assert at.segmented_control(key="nx_success").value == "Succeeded"
+    assert at.date_input(key="nx_since").value is None
+    warnings = [w.value for w in at.sidebar.warning]
+    assert warnings and "since" in warnings[0] and "provider" not in warnings[0], warnings
+    assert at.metric[0].value == "3"
+
+
+def test_export_columns_all_or_choose(dash: Dash) -> None:
+    at = dash.logged_in("anna").run()
+    at.switch_page("app_pages/export.py").run()
+    mode = at.segmented_control(key="nx_columns_mode")
+    assert mode.value == "All columns"
+    assert not [m for m in at.multiselect if m.key == "nx_columns"]
+    assert at.session_state["export_request"].columns is None
+    mode.set_value("Choose columns").run()
+    picker = at.multiselect(key="nx_columns")
+    picker.unselect("prompt").run()
+    assert "prompt" not in at.session_state["export_request"].columns
+    assert "--columns" in at.code[0].value

@@ -117,3 +117,22 @@ def test_run_now_exports_and_reports_the_outcome(dash: Dash) -> None:
     assert not at.exception and not at.error
     assert any("rows; email disabled" in s.value for s in at.success)
     assert get_schedule(get_engine(dash.settings.db_url), name="anna-daily").last_export_id
+
+
+def test_title_has_no_emoji_like_the_other_pages(dash: Dash) -> None:
+    at = on_page(dash, "anna")
+    assert [t.value for t in at.title] == ["Schedules"]
+
+
+def test_invalid_sidebar_filter_explains_the_missing_export_setup(dash: Dash) -> None:
+    at = dash.logged_in("anna")
+    at.query_params["where"] = "cost_usd >> 1"
+    at.run()
+    at.switch_page("app_pages/export.py").run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    toggle = at.toggle(key="nx_sched_use")
+    assert toggle.disabled and not toggle.value
+    assert any("filter" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert at.selectbox(key="nx_sched_dataset").value == "evaluation-results"
+    assert at.radio(key="nx_sched_privacy").value == "standard"

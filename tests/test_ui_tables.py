@@ -6,8 +6,10 @@ import csv
 import io
 from datetime import UTC, datetime
 
+import pandas as pd
+
 from nano_export.models import AuditEvent
-from nano_export.ui.tables import audit_csv, audit_frame
+from nano_export.ui.tables import audit_csv, audit_frame, blank_nulls
 
 
 def test_the_audit_csv_guards_formulas_typed_as_login_names() -> None:
@@ -35,3 +37,38 @@ def test_the_audit_csv_guards_formulas_typed_as_login_names() -> None:
     assert rows[0]["at"] == "2025-08-10T12:05:00.000000Z"
     assert rows[0]["rows"] == "12"
     assert audit_csv(audit_frame([])).decode().startswith("at,event,actor")
+
+
+def test_empty_cells_show_as_blanks_not_none() -> None:
+    events = [
+        AuditEvent(
+            id=1,
+            at=datetime(2025, 8, 10, 12, 0, tzinfo=UTC),
+            event="login.failed",
+            actor="ann",
+            interface="dashboard",
+        ),
+        AuditEvent(
+            id=2,
+            at=datetime(2025, 8, 10, 12, 5, tzinfo=UTC),
+            event="export.succeeded",
+            actor="ann",
+            export_id="abc",
+            rows=1234,
+        ),
+    ]
+    shown = blank_nulls(audit_frame(events))
+    assert shown.drop(columns=["at"]).notna().all().all()
+    login = shown.iloc[1]  # newest first
+    assert (login["export_id"], login["reason"], login["rows"]) == ("", "", "")
+    assert shown.iloc[0]["rows"] == "1,234"
+    assert str(shown["at"].dtype).startswith("datetime64")
+    # the CSV download still gets the raw frame: empty cells, numbers as numbers
+    assert audit_csv(audit_frame(events)).decode().splitlines()[1].split(",")[7] == "1234"
+
+
+def test_blank_nulls_keeps_complete_numeric_columns_numeric() -> None:
+    frame = pd.DataFrame({"n": [1, 2], "s": ["a", None], "f": [1.5, None]})
+    shown = blank_nulls(frame)
+    assert list(shown["n"]) == [1, 2] and list(shown["s"]) == ["a", ""]
+    assert list(shown["f"]) == ["1.5", ""]

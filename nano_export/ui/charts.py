@@ -27,6 +27,10 @@ def color_map(providers: list[str]) -> dict[str, str]:
     return out
 
 
+#: Plotly options for ``st.plotly_chart``: no mode bar (it covered the legends).
+CONFIG: dict[str, Any] = {"displayModeBar": False}
+
+
 def _style(fig: go.Figure, *, height: int = 340, **layout: Any) -> go.Figure:
     fig.update_layout(
         height=height,
@@ -78,23 +82,46 @@ def cost_per_run(df: pd.DataFrame) -> go.Figure:
 
 
 def latency_distribution(df: pd.DataFrame) -> go.Figure:
-    """Latency distribution by model: a heatmap of runs per latency bucket."""
+    """Latency by model: a heatmap of each model's share of runs per latency bucket.
+
+    ``df`` has model, bucket (index into ``data.LATENCY_EDGES`` buckets) and runs. The buckets
+    are roughly logarithmic with short labels, and the colour is the share of the model's own
+    runs, so a model with few runs is as readable as one with many.
+    """
+    from nano_export.ui.data import latency_label, latency_tick
+
+    if df.empty:
+        return _style(go.Figure())
+    first, last = int(df["bucket"].min()), int(df["bucket"].max())
+    buckets = list(range(first, last + 1))
     pivot = df.pivot_table(
-        index="model", columns="bucket_start", values="runs", aggfunc="sum", fill_value=0
-    )
-    width = float((df["bucket_end"] - df["bucket_start"]).iloc[0]) if len(df) else 1.0
-    labels = [f"{float(s):.1f}–{float(s) + width:.1f}s" for s in pivot.columns]
+        index="model", columns="bucket", values="runs", aggfunc="sum", fill_value=0
+    ).reindex(columns=buckets, fill_value=0)
+    pivot = pivot.loc[sorted(pivot.index, reverse=True)]
+    runs = pivot.to_numpy()
+    share = runs / runs.sum(axis=1, keepdims=True).clip(min=1)
     fig = go.Figure(
         go.Heatmap(
-            z=pivot.to_numpy(),
-            x=labels,
+            z=share.round(4).tolist(),
+            x=[latency_tick(b) for b in buckets],
             y=list(pivot.index),
+            customdata=runs.tolist(),
+            text=[[latency_label(b) for b in buckets] for _ in pivot.index],
             colorscale="Blues",
-            colorbar={"title": "runs", "thickness": 10},
-            hovertemplate="%{y}<br>%{x}: %{z} runs<extra></extra>",
+            zmin=0,
+            showscale=False,  # the hover gives runs and share; the width goes to the buckets
+            hovertemplate="%{y}<br>%{text}: %{customdata} runs (%{z:.0%} of the model's)"
+            "<extra></extra>",
+            xgap=1,
+            ygap=1,
         )
     )
-    fig.update_xaxes(title="Latency (s)", tickangle=-30)
+    fig.update_xaxes(
+        title="Latency",
+        type="category",
+        tickangle=0,
+        tickfont={"size": 10},
+    )
     return _style(fig, height=max(260, 30 * len(pivot.index) + 120))
 
 

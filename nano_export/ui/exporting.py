@@ -21,6 +21,8 @@ FORMATS: dict[str, tuple[str, bool]] = {
 }
 ACTIVE = "nx_export_id"
 K_COLUMNS, K_RENAMES, K_PRIVACY, K_FORMAT = "nx_columns", "nx_renames", "nx_privacy", "nx_format"
+K_COLUMNS_MODE = "nx_columns_mode"
+ALL_COLUMNS, CHOOSE_COLUMNS = "All columns", "Choose columns"
 
 
 def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | None:
@@ -28,34 +30,49 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
     assert selection.spec is not None
     ds = get_dataset(selection.dataset)
     levels = ALLOWED_LEVELS[user.role]
-    left, right = st.columns([2, 1])
-    with right:
+    left, right = st.columns(2)
+    with left:
         default_level: Privacy = "standard" if "standard" in levels else levels[0]
         level: Privacy = st.radio(
             "Privacy level",
             levels,
             index=levels.index(default_level),
             key=K_PRIVACY,
+            horizontal=True,
             help="public: no free text, identities hashed · standard: personal data masked · "
             "full: as stored. Credentials are redacted at every level.",
         )
-        fmt = st.radio("Format", list(FORMATS), key=K_FORMAT)
-    with left:
-        available = privacy.columns_for_level(list(ds.column_names), level)
-        if st.session_state.get(f"{K_COLUMNS}_ds") != ds.name:
-            st.session_state[K_COLUMNS] = available
-            st.session_state[f"{K_COLUMNS}_ds"] = ds.name
-        st.session_state[K_COLUMNS] = [
-            c for c in st.session_state.get(K_COLUMNS, available) if c in available
-        ]
+    with right:
+        fmt = st.radio("Format", list(FORMATS), key=K_FORMAT, horizontal=True)
+    available = privacy.columns_for_level(list(ds.column_names), level)
+    if st.session_state.get(f"{K_COLUMNS}_ds") != ds.name:
+        st.session_state[K_COLUMNS] = available
+        st.session_state[f"{K_COLUMNS}_ds"] = ds.name
+    st.session_state[K_COLUMNS] = [
+        c for c in st.session_state.get(K_COLUMNS, available) if c in available
+    ]
+    mode = st.segmented_control(
+        "Columns",
+        [ALL_COLUMNS, CHOOSE_COLUMNS],
+        default=ALL_COLUMNS,
+        key=K_COLUMNS_MODE,
+        help=f"All {len(available)} columns of the dataset at this privacy level, or pick and "
+        "order them yourself.",
+    )
+    if mode == CHOOSE_COLUMNS:
         columns = st.multiselect(
             "Columns (in this order)",
             available,
             key=K_COLUMNS,
+            label_visibility="collapsed",
             help="Pick and order the columns of the file.",
         )
-        if level == "public":
-            st.caption("Free-text columns are left out at the public level.")
+    else:
+        columns = list(available)
+        st.caption(f"All {len(available)} columns: " + ", ".join(available))
+    if level == "public":
+        st.caption("Free-text columns are left out at the public level.")
+    with st.expander("Rename columns"):
         renames_df = st.data_editor(
             pd.DataFrame({"column": columns, "new name": [""] * len(columns)}),
             key=K_RENAMES,

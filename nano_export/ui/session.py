@@ -23,6 +23,10 @@ _VIA_FORM = "_nx_login_via_form"
 _PENDING_QUERY = "_nx_pending_query"
 _LOGIN_ERROR = "_nx_login_error"
 _SET_COOKIE = "_nx_set_cookie"
+HIDE_SIDEBAR = (
+    "<style>[data-testid='stSidebar'], [data-testid='stExpandSidebarButton'],"
+    " [data-testid='stSidebarCollapsedControl'] { display: none !important; }</style>"
+)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ def restore_query() -> None:
 def login_page(authenticator: Any, settings: Settings) -> None:
     """The only page shown before login: the form with "Username", "Password" and "Login"."""
     _remember_query()
+    # No sidebar next to the form (after a logout the browser would keep an empty one open).
+    st.markdown(HIDE_SIDEBAR, unsafe_allow_html=True)
     left, middle, right = st.columns([1, 1.3, 1])
     del left, right
     with middle:

@@ -23,6 +23,9 @@ K_DATASET, K_PROVIDER, K_MODEL, K_TEST = "nx_dataset", "nx_provider", "nx_model"
 K_SINCE, K_UNTIL, K_SUCCESS, K_WHERE = "nx_since", "nx_until", "nx_success", "nx_where"
 _SEEN = "_nx_query_seen"
 _SAVED = "_nx_query_saved"
+_LINK_ERROR, _LINK_ERROR_SIG = "_nx_query_error", "_nx_query_error_sig"
+#: The sidebar filter's error of the last run that drew it (None when valid), for other pages.
+FILTER_ERROR = "_nx_filter_error"
 QUERY_KEYS = ("provider", "model", "test", "since", "until", "success", "where", "dataset")
 
 
@@ -52,11 +55,13 @@ def _as_date(value: date | datetime | None) -> date | None:
 
 def _load_widgets_from_query(params: dict[str, list[str]]) -> None:
     """Set the widgets' state from the URL (first visit, or a link opened in this session)."""
-    try:
-        spec = filters.from_query_params(params)
-    except InvalidFilter as exc:
-        st.session_state["_nx_query_error"] = f"Ignored the link's filters: {exc}"
-        spec = FilterSpec()
+    spec, problems = _spec_from_link(params)
+    # The notice stays until the filters change (a browser reruns a few times after loading).
+    st.session_state.pop(_LINK_ERROR_SIG, None)
+    if problems:
+        st.session_state[_LINK_ERROR] = "Ignored part of the link: " + "; ".join(problems)
+    else:
+        st.session_state.pop(_LINK_ERROR, None)
     dataset = (params.get("dataset") or [DEFAULT_DATASET])[-1]
     st.session_state[K_DATASET] = dataset if dataset in DATASETS else DEFAULT_DATASET
     st.session_state[K_PROVIDER] = list(spec.provider)
@@ -70,6 +75,31 @@ def _load_widgets_from_query(params: dict[str, list[str]]) -> None:
     # An invalid where from a link is kept in the field so its error shows next to it.
     where = (params.get("where") or [""])[-1]
     st.session_state[K_WHERE] = where
+
+
+def _spec_from_link(params: dict[str, list[str]]) -> tuple[FilterSpec, list[str]]:
+    """The link's spec without its bad parameters, and a message naming each one left out."""
+    try:
+        return filters.from_query_params(params), []
+    except InvalidFilter:
+        pass
+    good: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for key, values in params.items():
+        if key == "where":  # kept in the field as typed: its error shows next to it
+            continue
+        try:
+            filters.from_query_params({key: values})
+        except InvalidFilter as exc:
+            problems.append(str(exc))
+        else:
+            good[key] = values
+    try:
+        return filters.from_query_params(good), problems
+    except InvalidFilter as exc:  # good one by one, not together (since after until)
+        problems.append(str(exc))
+        rest = {k: v for k, v in good.items() if k not in ("since", "until")}
+        return filters.from_query_params(rest), problems
 
 
 def _options(choices: list[str], key: str) -> list[str]:
@@ -138,8 +168,8 @@ def filter_sidebar(db_url: str) -> Selection:
             "on any column of the dataset.",
         )
         where_slot = st.empty()
-    if st.session_state.get("_nx_query_error"):
-        sb.warning(st.session_state.pop("_nx_query_error"))
+    if link_error := st.session_state.get(_LINK_ERROR):
+        sb.warning(link_error, icon=":material/link_off:")
 
     dataset = st.session_state.get(K_DATASET) or DEFAULT_DATASET
     error: str | None = None
@@ -150,13 +180,16 @@ def filter_sidebar(db_url: str) -> Selection:
         filters.validate(spec, get_dataset(dataset), level)
     except (InvalidFilter, ValueError) as exc:
         error = str(exc)
-        where_slot.error(error, icon="⚠️")
+        where_slot.error(error, icon=":material/warning:")
         spec = None
-    _write_query(dataset, spec)
+    st.session_state[FILTER_ERROR] = error
+    signature = _write_query(dataset, spec)
+    if link_error and st.session_state.setdefault(_LINK_ERROR_SIG, signature) != signature:
+        st.session_state.pop(_LINK_ERROR, None)  # the user changed the filters since
     return Selection(dataset=dataset, spec=spec, error=error)
 
 
-def _write_query(dataset: str, spec: FilterSpec | None) -> None:
+def _write_query(dataset: str, spec: FilterSpec | None) -> str:
     if spec is None:  # keep the URL as it is until the filter is fixed, but remember the where
         raw_spec, where = _widgets_spec_unchecked()
         params = filters.to_query_params(raw_spec)
@@ -171,6 +204,7 @@ def _write_query(dataset: str, spec: FilterSpec | None) -> None:
         st.query_params.from_dict(params)
     st.session_state[_SEEN] = signature
     st.session_state[_SAVED] = {k: [v] if isinstance(v, str) else v for k, v in params.items()}
+    return signature
 
 
 def _widgets_spec_unchecked() -> tuple[FilterSpec, str]:

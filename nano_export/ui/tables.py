@@ -67,3 +67,25 @@ def audit_csv(frame: pd.DataFrame) -> bytes:
     kinds.update({"at": "datetime", "rows": "int"})
     body = encode_rows(format_cells(frame, kinds)) if len(frame) else b""
     return header_line(list(frame.columns)) + bytes(body)
+
+
+def blank_nulls(frame: pd.DataFrame, *, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A copy for display where empty cells are blank instead of the grid's "None".
+
+    Text columns get ``""``; a numeric column with gaps becomes text (``1,234`` or ``""``);
+    complete numeric and datetime columns are kept as they are (sorting, formats), and so are
+    the ``keep`` columns (a link column shows its display text for ``""``, nothing for None).
+    """
+    out = frame.copy()
+    for name in out.columns:
+        col = out[name]
+        if name in keep or not col.isna().any():
+            continue
+        if pd.api.types.is_datetime64_any_dtype(col):
+            continue
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            whole = col.dropna().map(float).map(float.is_integer).all()
+            out[name] = ["" if pd.isna(v) else (f"{int(v):,}" if whole else f"{v:g}") for v in col]
+        else:
+            out[name] = col.astype(object).where(col.notna(), "")
+    return out

@@ -37,15 +37,17 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except ExportLimitReached as exc:
-        st.warning(f"You already run the maximum number of exports. {exc}", icon="⏳")
+        st.warning(
+            f"You already run the maximum number of exports. {exc}", icon=":material/hourglass_top:"
+        )
     except PermissionDenied as exc:
-        st.error(f"Not allowed: {exc}", icon="🔒")
+        st.error(f"Not allowed: {exc}", icon=":material/lock:")
     except InvalidFilter as exc:
-        st.error(f"Invalid filter: {exc}", icon="⚠️")
+        st.error(f"Invalid filter: {exc}", icon=":material/warning:")
     except NotFound as exc:
         st.warning(str(exc))
     except BadInput as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/warning:")
     except NanoExportError as exc:
         st.error(str(exc))
     except Exception:
