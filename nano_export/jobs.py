@@ -309,15 +309,7 @@ def _run(
                 .where(exports.c.id == export_id)
                 .values(status="running", started_at=utcnow(), heartbeat_at=utcnow())
             )
-            audit.record(
-                conn,
-                event="export.started",
-                actor=rec.owner,
-                interface=rec.interface,
-                export_id=export_id,
-                dataset=rec.dataset,
-                privacy=rec.privacy,
-            )
+            _audit_job(conn, rec, "export.started")
         heartbeat.start()
         with engine.connect() as conn:
             total = count_rows(conn, plan)
@@ -389,14 +381,10 @@ def _run(
             )
             if done.rowcount == 1:
                 conn.execute(delete(export_slots).where(export_slots.c.export_id == export_id))
-                audit.record(
+                _audit_job(
                     conn,
-                    event="export.succeeded",
-                    actor=rec.owner,
-                    interface=rec.interface,
-                    export_id=export_id,
-                    dataset=rec.dataset,
-                    privacy=rec.privacy,
+                    rec,
+                    "export.succeeded",
                     rows=result.rows,
                     details={"bytes": result.bytes, "sha256": result.sha256},
                 )
@@ -417,14 +405,10 @@ def _run(
         reason = _reason(exc)
         with engine.begin() as conn:
             _finish(conn, export_id, status="failed", values={"error": reason})
-            audit.record(
+            _audit_job(
                 conn,
-                event="export.failed",
-                actor=rec.owner,
-                interface=rec.interface,
-                export_id=export_id,
-                dataset=rec.dataset,
-                privacy=rec.privacy,
+                rec,
+                "export.failed",
                 reason=reason,
             )
         log.error("export failed", extra={"export_id": export_id, "reason": reason}, exc_info=True)
@@ -432,6 +416,20 @@ def _run(
         heartbeat.stop()
         with _threads_lock:
             _threads.pop(export_id, None)
+
+
+def _audit_job(conn: Connection, rec: ExportRecord, event: str, **details: Any) -> None:
+    """An audit event of an export's own job, in the owner's name, from its interface."""
+    audit.record(
+        conn,
+        event=event,
+        actor=rec.owner,
+        interface=rec.interface,
+        export_id=rec.id,
+        dataset=rec.dataset,
+        privacy=rec.privacy,
+        **details,
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ import bcrypt
 import yaml
 from sqlalchemy import Engine
 
-from nano_export.schema import execution_metrics, executions, interactions
+from nano_export.schema import execution_metrics, executions, export_slots, exports, interactions
 
 START = datetime(2025, 8, 1, tzinfo=UTC)
 MODELS = [
@@ -105,3 +105,31 @@ def write_users(path: Path, users: dict[str, str], password: str = "secret-pass"
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config))
+
+
+def hold_slots(engine: Engine, owner: str, count: int, *, at: datetime | None = None) -> list[str]:
+    """``count`` running exports of ``owner`` with their concurrency slots, as another process's."""
+    now = at or datetime.now(UTC)
+    ids = [f"held-{owner}-{n}" for n in range(count)]
+    with engine.begin() as conn:
+        for n, export_id in enumerate(ids):
+            conn.execute(
+                exports.insert().values(
+                    id=export_id,
+                    owner=owner,
+                    dataset="evaluation-results",
+                    spec="{}",
+                    privacy="standard",
+                    format="csv",
+                    status="running",
+                    rows_done=0,
+                    interface="cli",
+                    cancel_requested=False,
+                    created_at=now,
+                    heartbeat_at=now,
+                )
+            )
+            conn.execute(
+                export_slots.insert().values(owner=owner, slot=n, export_id=export_id, taken_at=now)
+            )
+    return ids

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from factories import SECRET, insert_executions
+from factories import SECRET, hold_slots, insert_executions
 from sqlalchemy import func, select, update
 
 from nano_export import audit, jobs
@@ -123,30 +123,7 @@ def test_bad_requests_are_refused_before_anything_is_stored(loaded: Settings) ->
 
 def test_the_concurrency_limit_refuses_one_more_and_audits_it(loaded: Settings) -> None:
     engine = get_engine(loaded.db_url)
-    now = utcnow()
-    with engine.begin() as conn:  # three exports of ann are running elsewhere
-        for n in range(loaded.max_concurrent_exports):
-            conn.execute(
-                exports.insert().values(
-                    id=f"busy{n}",
-                    owner="ann",
-                    dataset="evaluation-results",
-                    spec="{}",
-                    privacy="standard",
-                    format="csv",
-                    status="running",
-                    rows_done=0,
-                    interface="cli",
-                    cancel_requested=False,
-                    created_at=now,
-                    heartbeat_at=now,
-                )
-            )
-            conn.execute(
-                export_slots.insert().values(
-                    owner="ann", slot=n, export_id=f"busy{n}", taken_at=now
-                )
-            )
+    hold_slots(engine, "ann", loaded.max_concurrent_exports)  # running in other processes
     request = ExportRequest(dataset="performance-metrics")
     with pytest.raises(ExportLimitReached, match="3 export"):
         jobs.submit_export(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from factories import SECRET, insert_executions, write_users
+from factories import SECRET, hold_slots, insert_executions, write_users
 
 import nano_export
 from nano_export.db import get_engine
@@ -82,30 +82,7 @@ def test_notebook_exports_count_against_the_same_limit(configured: Settings) -> 
     nx = nano_export.connect(configured.db_url, user="ann")
     limited = nx.settings.model_copy(update={"max_concurrent_exports": 1})
     nx.settings = limited
-    from nano_export.db import utcnow
-    from nano_export.schema import export_slots, exports
-
-    with nx.engine.begin() as conn:
-        now = utcnow()
-        conn.execute(
-            exports.insert().values(
-                id="held",
-                owner="ann",
-                dataset="evaluation-results",
-                spec="{}",
-                privacy="standard",
-                format="csv",
-                status="running",
-                rows_done=0,
-                interface="api",
-                cancel_requested=False,
-                created_at=now,
-                heartbeat_at=now,
-            )
-        )
-        conn.execute(
-            export_slots.insert().values(owner="ann", slot=0, export_id="held", taken_at=now)
-        )
+    hold_slots(nx.engine, "ann", 1)
     with pytest.raises(ExportLimitReached):
         nx.export("performance-metrics")
 
