@@ -6,6 +6,10 @@ privacy level (standard) with each method in its own child process and prints wa
 and file size. Every figure comes from the same run on the same machine.
 
     python bench/export_bench.py [--rows 100000 1000000] [--pg-url postgresql+psycopg://…/test]
+                                 [--skip-sqlite] [--repeat 3]
+
+``--repeat`` runs the PostgreSQL pair (psql \\copy, engine) several times over one seeded database:
+the machine is shared, so one figure alone can mislead.
 """
 
 from __future__ import annotations
@@ -156,6 +160,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--pg-url", default=os.environ.get("NANO_EXPORT_TEST_PG_URL", ""))
+    parser.add_argument(
+        "--skip-sqlite", action="store_true", help="benchmark PostgreSQL only (needs --pg-url)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the PostgreSQL engine export this many times"
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -165,14 +175,16 @@ def main() -> None:
     engine_rss: dict[str, list[float]] = {}
     try:
         for rows in args.rows:
-            url = f"sqlite:///{folder / f'bench-{rows}.db'}"
-            print(f"seeding {rows:,} executions into SQLite: {seed(url, rows):.1f} s", flush=True)
-            results = {
-                m: measure(m, url, folder) for m in ("sqlite3-cli", "engine", "naive-pandas")
-            }
-            report("SQLite", rows, results, "sqlite3-cli")
-            engine_rss.setdefault("SQLite", []).append(results["engine"]["rss_mb"])
-            (folder / f"bench-{rows}.db").unlink()
+            if not args.skip_sqlite:
+                url = f"sqlite:///{folder / f'bench-{rows}.db'}"
+                took = seed(url, rows)
+                print(f"seeding {rows:,} executions into SQLite: {took:.1f} s", flush=True)
+                results = {
+                    m: measure(m, url, folder) for m in ("sqlite3-cli", "engine", "naive-pandas")
+                }
+                report("SQLite", rows, results, "sqlite3-cli")
+                engine_rss.setdefault("SQLite", []).append(results["engine"]["rss_mb"])
+                (folder / f"bench-{rows}.db").unlink()
             if args.pg_url:
                 admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
                 name = f"nano_export_bench_{uuid.uuid4().hex[:8]}"
@@ -181,8 +193,10 @@ def main() -> None:
                 pg = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
                 try:
                     print(f"seeding {rows:,} executions into PostgreSQL: {seed(pg, rows):.1f} s")
-                    results = {m: measure(m, pg, folder) for m in ("psql-copy", "engine")}
-                    report("PostgreSQL", rows, results, "psql-copy")
+                    for attempt in range(max(1, args.repeat)):
+                        results = {m: measure(m, pg, folder) for m in ("psql-copy", "engine")}
+                        label = "PostgreSQL" if args.repeat <= 1 else f"PostgreSQL #{attempt + 1}"
+                        report(label, rows, results, "psql-copy")
                     engine_rss.setdefault("PostgreSQL", []).append(results["engine"]["rss_mb"])
                 finally:
                     with admin.connect() as conn:

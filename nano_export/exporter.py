@@ -1,8 +1,8 @@
 """The export engine: read a chunk, transform it, write it, record progress.
 
 One plan (dataset, columns, renames, filters, privacy) compiles to one bound SELECT. The engine
-streams it with ``pandas.read_sql(chunksize=…)`` on a connection with ``stream_results=True`` (a
-server-side cursor on PostgreSQL), passes every chunk through the one redaction path
+streams it in chunks (``COPY … TO STDOUT`` parsed by Arrow on PostgreSQL, ``pandas.read_sql`` on
+SQLite; see ``read_chunks``), passes every chunk through the one redaction path
 (``privacy.apply_policy``), and writes it with ``csvfmt.CsvSink`` to a temporary file that is
 renamed only when complete. Any failure removes the temporary file; no error text is ever written
 into a CSV.
@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, Select, func, select
 
-from nano_export import filters, privacy
+from nano_export import filters, pgcopy, privacy
 from nano_export.csvcells import format_cells
 from nano_export.csvfmt import CsvSink, SinkResult, encode_rows, header_line
 from nano_export.datasets import FREE_TEXT, Dataset, Kind, get_dataset
@@ -124,19 +125,30 @@ def count_rows(conn: Connection, plan: ExportPlan) -> int:
     return int(conn.execute(plan.count_statement()).scalar_one())
 
 
+#: Read PostgreSQL exports with COPY (``pgcopy``); False keeps SQLAlchemy's driver path (tests
+#: compare the two byte for byte).
+PG_COPY = True
+
+
 def read_chunks(conn: Connection, plan: ExportPlan, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The plan's rows as DataFrames of at most ``chunk_rows`` rows, streamed from the server.
 
-    PostgreSQL: ``read_sql`` on the SQLAlchemy connection with ``stream_results`` (a server-side
-    cursor fetching ``chunk_rows`` at a time). SQLite: the same bound statement, compiled once by
-    SQLAlchemy, handed to ``read_sql`` with the driver connection underneath — SQLite's cursor is
-    lazy anyway, and skipping SQLAlchemy's per-row wrapping makes reading about a third faster.
+    PostgreSQL (psycopg 3, UTF-8): ``COPY (<the plan's SELECT>) TO STDOUT`` as CSV, parsed by
+    Arrow chunk by chunk (``pgcopy``) — no Python object per cell, several times faster than
+    driver rows. Otherwise on PostgreSQL: ``read_sql`` on the SQLAlchemy connection with
+    ``stream_results`` (a server-side cursor fetching ``chunk_rows`` at a time). SQLite: the same
+    bound statement, compiled once by SQLAlchemy, handed to ``read_sql`` with the driver
+    connection underneath — SQLite's cursor is lazy anyway, and skipping SQLAlchemy's per-row
+    wrapping makes reading about a third faster.
     """
     stmt = plan.statement(raw=True)
     if conn.dialect.name == "sqlite":
         sql, params = _driver_statement(conn, stmt)
         driver: Any = conn.connection.dbapi_connection  # a sqlite3.Connection, which pandas reads
         yield from pd.read_sql(sql, driver, params=params, chunksize=chunk_rows)
+        return
+    if PG_COPY and pgcopy.usable(conn):
+        yield from pgcopy.read_copy(conn, stmt, plan.dataset.kinds(), chunk_rows)
         return
     streaming = conn.execution_options(stream_results=True, yield_per=chunk_rows)
     yield from pd.read_sql(stmt, streaming, chunksize=chunk_rows)
@@ -180,9 +192,16 @@ def read_ahead(
     def produce() -> None:
         try:
             with engine.connect() as conn:
-                for chunk in read_chunks(conn, plan, chunk_rows):
-                    if not offer(chunk):
-                        return
+                try:
+                    for chunk in read_chunks(conn, plan, chunk_rows):
+                        if not offer(chunk):
+                            return
+                except BaseException as exc:
+                    # A reader left suspended in a frame of this traceback would keep its COPY
+                    # (and psycopg's connection lock) until the traceback dies: closing the
+                    # connection would then wait forever. Clearing those frames ends it now.
+                    traceback.clear_frames(exc.__traceback__)
+                    raise
             offer(_END)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             offer(exc)

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
+import psycopg
 import pytest
 from factories import SECRET, insert_executions
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Text,
+    create_engine,
+    literal,
+    select,
+    text,
+    values,
+)
+from sqlalchemy import (
+    column as sql_column,
+)
+from sqlalchemy.pool import NullPool
 
 from nano_export.csvcells import format_frame
 from nano_export.db import get_engine
 from nano_export.errors import BadInput, ExportCancelled, InvalidFilter, UnknownDataset
 from nano_export.exporter import estimate_bytes, plan_export, preview, run_export
 from nano_export.models import ExportRequest, FilterSpec
+from nano_export.schema import execution_metrics, executions, interactions
 
 KEY = "exporter-test-secret-0123456789abcdef"
 
@@ -181,3 +200,308 @@ def test_the_file_holds_exactly_the_rows_the_filter_selects(
     run_export(engine, plan, out_path=out, secret=KEY, chunk_rows=8)
     assert [int(r["execution_id"]) for r in _read(out)] == expected
     assert expected  # every spec above selects something
+
+
+# --- PostgreSQL: the COPY read path against the SQLAlchemy one -----------------------------------
+
+HOSTILE = [
+    "'); DROP TABLE executions; --",
+    "O'Brien \\' \\\\ back\\slash",
+    '"; DELETE FROM execution_metrics; --',
+    "%(param_1)s %s {} $1 ?",
+    "ünïcødé — 東京 🚀 E'\\x41'",
+]
+ODD_TEXT = [
+    "",
+    "plain",
+    "a,b",
+    'say "hi"',
+    "cr\ronly",
+    "lf\nonly",
+    "crlf\r\nend\r\n",
+    "=SUM(A1)",
+    "+1",
+    "-2",
+    "@x",
+    "\ttab",
+    "\\.",
+    "line\n\\.\nafter",
+    "NULL",
+    "  spaced  ",
+    "ünïcødé — 東京 🚀",
+    "back\\slash \\N",
+    "x" * 3_000_000,  # one row longer than an Arrow block
+    *HOSTILE,
+]
+ODD_FLOATS = [0.00001, 1e20, -3.25, 0.0, -0.0, 1e-300, 1.7976931348623157e308, 0.1 + 0.2, 2.0]
+ODD_TIMES = [
+    datetime(2025, 8, 10, 14, 3, 7, 123456, tzinfo=UTC),
+    datetime(2025, 8, 10, 14, 3, 7, tzinfo=UTC),
+    datetime(2025, 8, 10, 14, 3, 7, 500000, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2100, 1, 1, tzinfo=UTC),
+    datetime(2025, 3, 30, 1, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+]
+
+
+def _postgres(engine) -> None:  # type: ignore[no-untyped-def]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the COPY read path is PostgreSQL's")
+
+
+def _insert_odd_rows(engine) -> None:  # type: ignore[no-untyped-def]
+    """Rows with nulls in every nullable column, odd text, odd floats and odd timestamps."""
+    ex, me, it = [], [], []
+    for n, text_value in enumerate(ODD_TEXT):
+        i = 1000 + n
+        full = n % 3 != 2  # every third row leaves every nullable column null
+        ex.append(
+            {
+                "id": i,
+                "source_key": f"odd:{i}",
+                "test_id": text_value[:100] if full else None,
+                "test_name": f"odd {n}" if full else None,
+                "provider": HOSTILE[n % len(HOSTILE)] if n % 2 else "openai",
+                "model": "gpt-5-mini",
+                "started_at": ODD_TIMES[n % len(ODD_TIMES)],
+                "success": n % 2 == 0,
+                "error": text_value if full else None,
+                "execution_time_s": [0.00001, 1e20, -1.5, 0.0, float("nan"), float("inf")][n % 6]
+                if full
+                else None,
+                "prompt": text_value if full else None,
+                "response": ODD_TEXT[-1 - n] if full else None,
+                "user": text_value[:100] if full else None,
+                "session_id": f"sess-{n % 4}" if full else None,
+                "source": "odd",
+                "perf_grade": "A" if full else None,
+                "rank": -n if full else None,
+            }
+        )
+        if n % 4 != 3:  # some executions have no metrics row: every metric is null
+            me.append(
+                {
+                    "execution_id": i,
+                    "input_tokens": -n if full else None,
+                    "output_tokens": 2**62 + n if n % 5 == 0 else n,
+                    "total_tokens": n * 1000,
+                    "cached_tokens": None if n % 2 else 0,
+                    "reasoning_tokens": None,
+                    "input_cost_usd": ODD_FLOATS[n % len(ODD_FLOATS)],
+                    "output_cost_usd": -ODD_FLOATS[n % len(ODD_FLOATS)] if full else None,
+                    "cached_savings_usd": None,
+                    "cost_usd": ODD_FLOATS[(n + 3) % len(ODD_FLOATS)],
+                }
+            )
+        it.append(
+            {
+                "execution_id": i,
+                "seq": n,
+                "kind": "tool_call",
+                "tool_name": text_value[:100] if full else None,
+                "arguments": text_value if full else None,
+                "result": ODD_TEXT[-1 - n] if full else None,
+                "is_error": n % 2 == 1,
+                "duration_s": ODD_FLOATS[n % len(ODD_FLOATS)] if full else None,
+                "started_at": ODD_TIMES[(n + 1) % len(ODD_TIMES)],
+            }
+        )
+    with engine.begin() as conn:
+        conn.execute(executions.insert(), ex)
+        conn.execute(execution_metrics.insert(), me)
+        conn.execute(interactions.insert(), it)
+
+
+def _export_both_ways(engine, plan, folder: Path, chunk_rows: int) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
+    from nano_export import exporter
+
+    files = []
+    for copy in (False, True):
+        out = folder / f"{plan.dataset.name}-{plan.privacy}-{copy}.csv"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(exporter, "PG_COPY", copy)
+            run_export(engine, plan, out_path=out, secret=KEY, chunk_rows=chunk_rows)
+        files.append(out.read_bytes())
+    return files[0], files[1]
+
+
+@pytest.mark.parametrize(
+    "dataset", ["evaluation-results", "performance-metrics", "agent-interactions"]
+)
+@pytest.mark.parametrize("level", ["full", "standard", "public"])
+def test_the_copy_path_writes_the_same_bytes_as_the_sqlalchemy_path(
+    engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset: str, level: str
+) -> None:
+    _postgres(engine)
+    _insert_odd_rows(engine)
+    from nano_export import pgcopy
+
+    used: list[int] = []
+    real = pgcopy.read_copy
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        used.append(1)
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(pgcopy, "read_copy", spy)
+    plan = plan_export(ExportRequest(dataset=dataset, privacy=level))  # type: ignore[arg-type]
+    old, new = _export_both_ways(engine, plan, tmp_path, chunk_rows=7)
+    assert used == [1]  # the second export went through COPY, the first did not
+    assert old == new
+    assert old.count(b"\r\n") > 60 + len(ODD_TEXT)
+    if level == "full" and dataset != "performance-metrics":
+        assert "東京 🚀".encode() in new and b'"crlf\r\nend\r\n"' in new
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        FilterSpec(where="execution_id < 0"),  # nothing: a header-only file
+        FilterSpec(provider=tuple(HOSTILE)),
+        FilterSpec(where="prompt ~ '(?i)a,b|\"|東京' or cost_usd > 0.00005"),
+        FilterSpec(since=date(2025, 8, 1), success=True),
+    ],
+)
+def test_copy_and_sqlalchemy_paths_agree_under_filters(
+    engine, tmp_path: Path, spec: FilterSpec
+) -> None:
+    _postgres(engine)
+    _insert_odd_rows(engine)
+    plan = plan_export(ExportRequest(dataset="evaluation-results", privacy="full", filters=spec))
+    old, new = _export_both_ways(engine, plan, tmp_path, chunk_rows=5)
+    assert old == new
+
+
+def test_hostile_filter_values_are_quoted_by_psycopg(engine, tmp_path: Path) -> None:
+    _postgres(engine)
+    _insert_odd_rows(engine)
+    from nano_export import exporter
+
+    quoted = " or ".join(f"test_id = '{v.replace(chr(39), chr(39) * 2)}'" for v in HOSTILE)
+    spec = FilterSpec(provider=tuple(HOSTILE), test=tuple(HOSTILE), where=quoted)
+    plan = plan_export(ExportRequest(dataset="evaluation-results", privacy="full", filters=spec))
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM executions")).scalar_one()
+        expected = [row.execution_id for row in conn.execute(plan.statement())]
+        got = [
+            int(i) for chunk in exporter.read_chunks(conn, plan, 2) for i in chunk["execution_id"]
+        ]
+    assert expected and got == expected
+    old, new = _export_both_ways(engine, plan, tmp_path, chunk_rows=2)
+    assert old == new
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM executions")).scalar_one() == before
+        assert conn.execute(text("SELECT count(*) FROM execution_metrics")).scalar_one() > 0
+
+
+def test_copy_reads_nulls_of_every_kind_like_the_driver(engine) -> None:
+    """Nullable bool and timestamp columns do not occur in the schema: check them on literals."""
+    _postgres(engine)
+    from nano_export import pgcopy
+    from nano_export.csvcells import format_cells
+    from nano_export.csvfmt import encode_rows
+
+    kinds = {"i": "int", "f": "float", "b": "bool", "t": "datetime", "s": "text"}
+    rows = values(
+        sql_column("i", BigInteger),
+        sql_column("f", Float),
+        sql_column("b", Boolean),
+        sql_column("t", DateTime(timezone=True)),
+        sql_column("s", Text),
+        name="v",
+    ).data(
+        [
+            (1, 0.5, True, ODD_TIMES[0], ""),
+            (None, None, None, None, None),
+            (-(2**40), 1e20, False, ODD_TIMES[1], 'q"uote,\r\n'),
+        ]
+    )
+    stmt = select(rows.c.i, rows.c.f, rows.c.b, rows.c.t, rows.c.s)
+    with engine.connect() as conn:
+        via_copy = pd.concat(list(pgcopy.read_copy(conn, stmt, kinds, 2)), ignore_index=True)  # type: ignore[arg-type]
+        via_driver = pd.read_sql(stmt, conn)
+    assert via_copy["s"][0] == "" and pd.isna(via_copy["s"][1])
+    assert via_copy["b"].isna().tolist() == [False, True, False]
+    assert bytes(encode_rows(format_cells(via_copy, kinds))) == bytes(  # type: ignore[arg-type]
+        encode_rows(format_cells(via_driver, kinds))  # type: ignore[arg-type]
+    )
+
+
+def test_copy_output_does_not_depend_on_session_settings(
+    engine, db_url: str, tmp_path: Path
+) -> None:
+    """Another time zone, date style and float precision on the server session change nothing."""
+    _postgres(engine)
+    _insert_odd_rows(engine)
+    options = "-c TimeZone=Asia/Kolkata -c DateStyle=SQL,DMY -c extra_float_digits=0"
+    odd = create_engine(db_url, poolclass=NullPool, connect_args={"options": options})
+    try:
+        for dataset in ("evaluation-results", "agent-interactions"):
+            plan = plan_export(ExportRequest(dataset=dataset, privacy="full"))
+            reference, _ = _export_both_ways(engine, plan, tmp_path, chunk_rows=50)
+            out = tmp_path / "odd.csv"
+            run_export(odd, plan, out_path=out, secret=KEY, chunk_rows=50)
+            assert out.read_bytes() == reference
+    finally:
+        odd.dispose()
+
+
+def test_closing_the_copy_stream_early_ends_the_copy(engine) -> None:
+    _postgres(engine)
+    insert_executions(engine, 3000, first_id=100)
+    from nano_export import exporter
+
+    plan = plan_export(ExportRequest(dataset="evaluation-results", privacy="full"))
+    with engine.connect() as conn:
+        chunks = exporter.read_chunks(conn, plan, 10)
+        first = next(chunks)
+        assert len(first) == 10
+        chunks.close()
+        conn.rollback()
+        raw = conn.connection.dbapi_connection
+        assert raw is not None and raw.pgconn.transaction_status == 0  # idle: no COPY left
+        assert conn.execute(text("SELECT count(*) FROM executions")).scalar_one() == 3060
+    with engine.connect() as conn:  # nothing is left running on the server either
+        active = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE query LIKE 'COPY (%' AND state = 'active' AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert active == 0
+
+
+def test_a_server_error_mid_copy_propagates(engine) -> None:
+    _postgres(engine)
+    from nano_export import pgcopy
+
+    stmt = select(
+        executions.c.id.label("id"),
+        (literal(1) / (executions.c.id - 40)).label("boom"),
+    ).order_by(executions.c.id)
+    seen: list[int] = []
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")  # an index scan: rows stream first
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            for chunk in pgcopy.read_copy(conn, stmt, {"id": "int", "boom": "float"}, 10):
+                seen.append(len(chunk))
+        conn.rollback()
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    assert seen == [10, 10, 10]  # rows 1-39 arrive, then the server's error
+
+
+def test_the_copy_path_is_used_only_where_it_can_be(engine) -> None:
+    from nano_export import exporter, pgcopy
+
+    plan = plan_export(ExportRequest(dataset="performance-metrics"))
+    with engine.connect() as conn:
+        assert pgcopy.usable(conn) == (engine.dialect.name == "postgresql")
+        if engine.dialect.name != "postgresql":
+            return
+        # A client encoding other than UTF-8: Arrow could not read the bytes, so the driver path.
+        conn.exec_driver_sql("SET LOCAL client_encoding TO 'LATIN1'")
+        assert not pgcopy.usable(conn)
+        rows = sum(len(c) for c in exporter.read_chunks(conn, plan, 25))
+        assert rows == 60
+        conn.rollback()
+        assert pgcopy.usable(conn)
