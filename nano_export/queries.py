@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
@@ -137,6 +137,12 @@ def median_latency(engine: Engine, *, dataset: str, spec: FilterSpec) -> float |
         return _median(conn, ds, spec, lat, n)
 
 
+#: Upper edges (seconds) of the Explore page's latency buckets: roughly logarithmic, so a long tail
+#: of slow runs does not squeeze every typical run into the first bucket; the last is open-ended.
+LATENCY_EDGES: tuple[float, ...] = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+LATENCY_BUCKET_COLUMNS = ["model", "bucket", "runs"]
+
+
 @dataclass(frozen=True)
 class Overview:
     """Everything the Explore page shows about a selection, from one grouped scan."""
@@ -145,6 +151,10 @@ class Overview:
     by_model: pd.DataFrame
     latency_histogram: pd.DataFrame
     runs_over_time: pd.DataFrame
+    #: Runs per model in the roughly logarithmic ``LATENCY_EDGES`` buckets: model, bucket, runs.
+    latency_buckets: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=LATENCY_BUCKET_COLUMNS)
+    )
 
 
 BY_MODEL_COLUMNS = [
@@ -190,10 +200,17 @@ def overview(
         period = _period(engine, started, grain)
         lo = hi = width = 0.0
         bucket: ColumnElement[Any] = literal(None)
+        log_bucket: ColumnElement[Any] = literal(None)
         if lat is not None and lat_range[0] is not None:
             lo, hi = float(lat_range[0]), float(lat_range[1])
             width = (hi - lo) / bins if hi > lo else 1.0
             bucket = _bucket(engine, lat, lo, width, bins)
+            value = cast(lat, Float)
+            log_bucket = case(
+                (value.is_(None), literal(None)),
+                *((value < edge, i) for i, edge in enumerate(LATENCY_EDGES)),
+                else_=len(LATENCY_EDGES),
+            )
         none = literal(None)
         lat_cols: list[Any] = [none, none] if lat is None else [func.count(lat), func.sum(lat)]
         stmt = _lean(
@@ -203,12 +220,13 @@ def overview(
             model.label("model"),
             period.label("period"),
             bucket.label("bucket"),
+            log_bucket.label("log_bucket"),
             func.count().label("rows"),
             (func.sum(ok) if ok is not None else none).label("ok"),
             lat_cols[0].label("n_lat"),
             lat_cols[1].label("sum_lat"),
             (func.sum(cost) if cost is not None else none).label("cost"),
-        ).group_by(period, bucket, provider, model)  # not the order of an index: see below
+        ).group_by(period, bucket, log_bucket, provider, model)  # not an index's order: see below
         # (SQLite picks an index in GROUP BY order even when it is not covering; in this order
         # none matches, so it scans the covering ix_executions_explore instead of the table.)
         groups = pd.DataFrame.from_records(
@@ -228,7 +246,21 @@ def overview(
         by_model=_by_model_frame(groups),
         latency_histogram=_histogram_frame(groups, lo, width),
         runs_over_time=_over_time_frame(groups),
+        latency_buckets=_log_bucket_frame(groups),
     )
+
+
+def _log_bucket_frame(groups: pd.DataFrame) -> pd.DataFrame:
+    known = groups.dropna(subset=["log_bucket"])
+    if known.empty:
+        return pd.DataFrame(columns=LATENCY_BUCKET_COLUMNS)
+    df = (
+        known.assign(bucket=known["log_bucket"].astype(int))
+        .groupby(["model", "bucket"], as_index=False, sort=True)
+        .agg(runs=("rows", "sum"))
+    )
+    df["runs"] = df["runs"].astype(int)
+    return df[LATENCY_BUCKET_COLUMNS].reset_index(drop=True)
 
 
 def _bounds(ds: Dataset, spec: FilterSpec, started: Any, lat: Any) -> Any:

@@ -353,3 +353,21 @@ def test_migrations_match_the_schema_including_the_explore_indexes(engine: Engin
         names = {ix["name"] for ix in inspect(conn).get_indexes("executions")}
     assert diff == []
     assert {"ix_executions_explore", "ix_executions_execution_time_s"} <= names
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_log_latency_buckets_equal_a_plain_count_over_the_exported_rows(
+    varied: Engine, name: str
+) -> None:
+    import bisect
+
+    spec = SPECS[name]
+    df = _selected(varied, DS, spec)
+    expected: dict[tuple[str, int], int] = {}
+    for model, latency in zip(df["model"], df["execution_time_s"], strict=True):
+        if pd.isna(latency):
+            continue
+        key = (model, bisect.bisect_right(queries.LATENCY_EDGES, float(latency)))
+        expected[key] = expected.get(key, 0) + 1
+    got = queries.overview(varied, dataset=DS, spec=spec).latency_buckets
+    assert {(r.model, r.bucket): r.runs for r in got.itertuples()} == expected

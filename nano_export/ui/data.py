@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import Float, case, cast, func
 
 from nano_export import queries
-from nano_export.datasets import get_dataset
 from nano_export.db import get_engine
 from nano_export.models import FilterSpec, Privacy
 
@@ -70,9 +68,7 @@ def choices(db_url: str) -> tuple[list[str], dict[str, list[str]], list[str]]:
     )
 
 
-#: Upper edges (seconds) of the latency buckets: roughly logarithmic, so a long tail of slow runs
-#: does not squeeze every typical run into the first bucket; the last bucket is open-ended.
-LATENCY_EDGES: tuple[float, ...] = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+LATENCY_EDGES = queries.LATENCY_EDGES
 
 
 def latency_label(bucket: int) -> str:
@@ -102,25 +98,9 @@ def latency_tick(bucket: int) -> str:
     return f"≤{hi / 60:g}m" if hi >= 60 else f"≤{hi:g}s"
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def latency_buckets(db_url: str, dataset: str, spec_json: str) -> pd.DataFrame:
-    """Runs per model and latency bucket (``LATENCY_EDGES``), in SQL: model, bucket, runs."""
-    ds = get_dataset(dataset)
-    lat = queries._latency(ds)
-    model = queries._expr(ds, "model")
-    if lat is None or model is None:
-        return pd.DataFrame(columns=["model", "bucket", "runs"])
-    value = cast(lat, Float)
-    bucket = case(
-        *((value < edge, i) for i, edge in enumerate(LATENCY_EDGES)), else_=len(LATENCY_EDGES)
-    )
-    stmt = (
-        queries._lean(ds, _spec(spec_json), model.label("model"), bucket.label("bucket"))
-        .add_columns(func.count().label("runs"))
-        .where(lat.is_not(None))
-        .group_by(model, bucket)
-    )
-    with get_engine(db_url).connect() as conn:
-        rows = [tuple(r) for r in conn.execute(stmt)]
-    df = pd.DataFrame.from_records(rows, columns=["model", "bucket", "runs"])
-    return df.astype({"bucket": int, "runs": int}) if len(df) else df
+    """Runs per model and latency bucket (``LATENCY_EDGES``): model, bucket, runs.
+
+    Part of the overview's one grouped scan (cached), not a query of its own.
+    """
+    return overview(db_url, dataset, spec_json).latency_buckets
