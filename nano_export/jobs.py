@@ -418,13 +418,21 @@ def _run(
             _threads.pop(export_id, None)
 
 
-def _audit_job(conn: Connection, rec: ExportRecord, event: str, **details: Any) -> None:
-    """An audit event of an export's own job, in the owner's name, from its interface."""
+def _audit_job(
+    conn: Connection,
+    rec: ExportRecord,
+    event: str,
+    *,
+    actor: str | None = None,
+    interface: Interface | None = None,
+    **details: Any,
+) -> None:
+    """An audit event about an export: by default its own job's, in the owner's name."""
     audit.record(
         conn,
         event=event,
-        actor=rec.owner,
-        interface=rec.interface,
+        actor=actor or rec.owner,
+        interface=interface or rec.interface,
         export_id=rec.id,
         dataset=rec.dataset,
         privacy=rec.privacy,
@@ -478,15 +486,8 @@ def cancel_export(
         ).rowcount
         if changed != 1:
             raise BadInput(f"export {export_id} is {rec.status}; only a running export can stop")
-        audit.record(
-            conn,
-            event="export.cancelled",
-            actor=user,
-            interface=interface,
-            export_id=export_id,
-            dataset=rec.dataset,
-            privacy=rec.privacy,
-            rows=rec.rows_done,
+        _audit_job(
+            conn, rec, "export.cancelled", actor=user, interface=interface, rows=rec.rows_done
         )
     return _load(engine, export_id)
 
@@ -531,15 +532,8 @@ def open_download(
     if path.is_symlink() or not path.is_file():
         raise NotReady(f"the file of export {export_id} is no longer on disk")
     with engine.begin() as conn:
-        audit.record(
-            conn,
-            event="export.downloaded",
-            actor=user,
-            interface=interface,
-            export_id=export_id,
-            dataset=rec.dataset,
-            privacy=rec.privacy,
-            rows=rec.rows_done,
+        _audit_job(
+            conn, rec, "export.downloaded", actor=user, interface=interface, rows=rec.rows_done
         )
     return path, rec
 
