@@ -110,18 +110,18 @@ def test_login_share_link_export_and_download(server: tuple[str, str]) -> None:
         page.get_by_role("textbox", name="Username").fill("anna")
         page.get_by_role("textbox", name="Password").fill("pw-anna")
         page.get_by_role("button", name="Login").click()
-        expect(page.get_by_role("heading", name="Explore")).to_be_visible()
+        expect(page.get_by_role("heading", name="Explore").first).to_be_visible()
         expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
         expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("8")
         page.screenshot(path=str(SHOTS / "1-explore.png"), full_page=True)
 
         page.goto(f"{base}/?provider=openai&success=true")
-        expect(page.get_by_role("heading", name="Explore")).to_be_visible()
+        expect(page.get_by_role("heading", name="Explore").first).to_be_visible()
         expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("3")
         page.screenshot(path=str(SHOTS / "2-share-link.png"), full_page=True)
 
         page.get_by_role("link", name="Export").click()
-        expect(page.get_by_role("heading", name="Export")).to_be_visible()
+        expect(page.get_by_role("heading", name="Export").first).to_be_visible()
         expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("3")
         page.get_by_role("button", name="Start export").click()
         expect(page.get_by_text("Export finished")).to_be_visible()
@@ -140,7 +140,7 @@ def test_login_share_link_export_and_download(server: tuple[str, str]) -> None:
         assert len(rows) - 1 == expected == 3
 
         page.get_by_role("link", name="History").click()
-        expect(page.get_by_role("heading", name="History")).to_be_visible()
+        expect(page.get_by_role("heading", name="History").first).to_be_visible()
         page.screenshot(path=str(SHOTS / "4-history.png"), full_page=True)
         browser.close()
 
@@ -170,14 +170,14 @@ def test_deep_link_survives_the_login_and_the_login_has_no_sidebar(
         page.get_by_role("textbox", name="Username").fill("anna")
         page.get_by_role("textbox", name="Password").fill("pw-anna")
         page.get_by_role("button", name="Login").click()
-        expect(page.get_by_role("heading", name="Export")).to_be_visible()
+        expect(page.get_by_role("heading", name="Export").first).to_be_visible()
         expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("4")
         assert page.url.startswith(f"{base}/export?") and "provider=openai" in page.url
 
         # A second tab, logged in by the cookie, opens the link directly (no redirect to /).
         other = context.new_page()
         other.goto(f"{base}/history?provider=openai")
-        expect(other.get_by_role("heading", name="History")).to_be_visible()
+        expect(other.get_by_role("heading", name="History").first).to_be_visible()
         assert other.url.startswith(f"{base}/history")
         other.close()
 
