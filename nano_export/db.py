@@ -6,14 +6,16 @@ import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from nano_export import schema
 from nano_export.errors import InvalidSetting
@@ -110,6 +112,24 @@ def upgrade(engine: Engine) -> None:
         ) from None
     command.upgrade(alembic_config(engine), "head")
     log.info("schema upgraded", extra={"db": engine.url.render_as_string()})
+
+
+def compile_bound(conn: Connection, stmt: ClauseElement) -> tuple[SQLCompiler, dict[str, Any]]:
+    """``stmt`` compiled for ``conn``'s dialect, with its parameters converted as SQLAlchemy would.
+
+    For handing a statement to the driver directly (SQLite's ``read_sql`` path, PostgreSQL's
+    COPY): expanding ``IN`` lists are rendered, and each value passes its type's bind processor.
+    """
+    compiled = cast(
+        SQLCompiler,
+        stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True}),
+    )
+    values = dict(compiled.construct_params())
+    for name, bind in compiled.binds.items():
+        convert = bind.type.bind_processor(conn.dialect)
+        if convert is not None and name in values:
+            values[name] = convert(values[name])
+    return compiled, values
 
 
 def has_schema(engine: Engine) -> bool:

@@ -27,6 +27,7 @@ from nano_export import filters, pgcopy, privacy
 from nano_export.csvcells import format_cells
 from nano_export.csvfmt import CsvSink, SinkResult, encode_rows, header_line
 from nano_export.datasets import FREE_TEXT, Dataset, Kind, get_dataset
+from nano_export.db import compile_bound
 from nano_export.errors import BadInput, ExportCancelled
 from nano_export.models import ExportRequest, FilterSpec, Privacy
 
@@ -156,12 +157,7 @@ def read_chunks(conn: Connection, plan: ExportPlan, chunk_rows: int) -> Iterator
 
 def _driver_statement(conn: Connection, stmt: Select[Any]) -> tuple[str, list[Any]]:
     """SQL text with positional placeholders and its parameters, converted as SQLAlchemy would."""
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    values = compiled.construct_params()
-    for name, bind in compiled.binds.items():
-        convert = bind.type.bind_processor(conn.dialect)
-        if convert is not None and name in values:
-            values[name] = convert(values[name])
+    compiled, values = compile_bound(conn, stmt)
     return str(compiled), [values[name] for name in compiled.positiontup or ()]
 
 

@@ -32,6 +32,7 @@ from psycopg import ClientCursor
 from sqlalchemy import Connection, Select
 
 from nano_export.datasets import Kind
+from nano_export.db import compile_bound
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,7 @@ def usable(conn: Connection) -> bool:
 
 def copy_sql(conn: Connection, stmt: Select[Any]) -> str:
     """``COPY (<stmt>) TO STDOUT`` as CSV, its parameters quoted by psycopg."""
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    values = compiled.construct_params()
-    for name, bind in compiled.binds.items():
-        convert = bind.type.bind_processor(conn.dialect)
-        if convert is not None and name in values:
-            values[name] = convert(values[name])
+    compiled, values = compile_bound(conn, stmt)
     raw: Any = conn.connection.dbapi_connection
     # psycopg's literal adaptation (the client-side binding of ClientCursor); always with a
     # mapping, so that the compiler's escaped %% become % even when there are no parameters.
