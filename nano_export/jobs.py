@@ -117,23 +117,50 @@ def _take_slot(conn: Connection, *, owner: str, export_id: str, limit: int) -> b
     return False
 
 
+def deny(
+    engine: Engine,
+    *,
+    user: str,
+    request: ExportRequest,
+    interface: Interface,
+    reason: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit a refused export request as ``export.denied``, in a transaction of its own."""
+    with engine.begin() as conn:
+        audit.record(
+            conn,
+            event="export.denied",
+            actor=user,
+            interface=interface,
+            dataset=request.dataset,
+            privacy=request.privacy,
+            reason=reason,
+            details=details,
+        )
+
+
 def check_privacy(
-    engine: Engine, *, user: str, role: Role, request: ExportRequest, interface: Interface
+    engine: Engine,
+    *,
+    user: str,
+    role: Role,
+    request: ExportRequest,
+    interface: Interface,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Refuse a privacy level above ``role`` with PermissionDenied, audited as ``export.denied``."""
     try:
         privacy.check_level(role, request.privacy)
     except PermissionDenied as exc:
-        with engine.begin() as conn:
-            audit.record(
-                conn,
-                event="export.denied",
-                actor=user,
-                interface=interface,
-                dataset=request.dataset,
-                privacy=request.privacy,
-                reason=str(exc),
-            )
+        deny(
+            engine,
+            user=user,
+            request=request,
+            interface=interface,
+            reason=str(exc),
+            details=details,
+        )
         raise
 
 
@@ -202,15 +229,7 @@ def submit_export(
         )
         with engine.begin() as conn:
             conn.execute(delete(exports).where(exports.c.id == export_id))
-            audit.record(
-                conn,
-                event="export.denied",
-                actor=user,
-                interface=interface,
-                dataset=request.dataset,
-                privacy=request.privacy,
-                reason=reason,
-            )
+        deny(engine, user=user, request=request, interface=interface, reason=reason)
         raise ExportLimitReached(reason)
     log.info(
         "export queued", extra={"export_id": export_id, "user": user, "dataset": plan.dataset.name}

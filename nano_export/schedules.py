@@ -17,10 +17,10 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.engine import RowMapping
 
-from nano_export import audit, auth, privacy
+from nano_export import audit, auth, jobs
 from nano_export.cadence import WEEKDAYS, Cadence, Timing, make_timing, next_run
 from nano_export.db import as_utc, utcnow
-from nano_export.errors import BadInput, NotFound, PermissionDenied
+from nano_export.errors import BadInput, NotFound
 from nano_export.exporter import plan_export
 from nano_export.models import ExportRequest, Interface, Role
 from nano_export.schema import schedules as table
@@ -143,21 +143,14 @@ def create_schedule(
     if role is None:
         raise BadInput(f"unknown user {owner!r}: add it with `nano-export users add`")
     plan_export(request)  # dataset, columns, renames and filters, before anything is stored
-    try:
-        privacy.check_level(role, request.privacy)
-    except PermissionDenied as exc:
-        with engine.begin() as conn:
-            audit.record(
-                conn,
-                event="export.denied",
-                actor=actor or owner,
-                interface=interface,
-                dataset=request.dataset,
-                privacy=request.privacy,
-                reason=str(exc),
-                details={"schedule": name},
-            )
-        raise
+    jobs.check_privacy(
+        engine,
+        user=actor or owner,
+        role=role,
+        request=request,
+        interface=interface,
+        details={"schedule": name},
+    )
     now = (now or utcnow()).astimezone(UTC)
     with engine.begin() as conn:
         if conn.execute(select(table.c.id).where(table.c.name == name)).first():
