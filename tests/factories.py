@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import yaml
@@ -107,29 +110,51 @@ def write_users(path: Path, users: dict[str, str], password: str = "secret-pass"
     path.write_text(yaml.safe_dump(config))
 
 
+def insert_export(
+    engine: Engine,
+    *,
+    owner: str,
+    status: str = "running",
+    export_id: str | None = None,
+    at: datetime | None = None,
+    **values: Any,
+) -> str:
+    """An export row written straight to the database, with no job behind it; returns its id."""
+    export_id = export_id or secrets.token_urlsafe(18)
+    now = at or datetime.now(UTC)
+    row: dict[str, Any] = {
+        "id": export_id,
+        "owner": owner,
+        "dataset": "evaluation-results",
+        "spec": json.dumps({"filters": {}, "columns": None, "rename": {}}),
+        "privacy": "standard",
+        "format": "csv",
+        "status": status,
+        "rows_done": 0,
+        "interface": "cli",
+        "cancel_requested": False,
+        "created_at": now,
+        "heartbeat_at": now,
+    }
+    row.update(values)
+    with engine.begin() as conn:
+        conn.execute(exports.insert().values(**row))
+    return export_id
+
+
+def take_slot(engine: Engine, owner: str, slot: int, export_id: str, at: datetime) -> None:
+    """The concurrency slot ``slot`` of ``owner``, held by ``export_id``."""
+    with engine.begin() as conn:
+        conn.execute(
+            export_slots.insert().values(owner=owner, slot=slot, export_id=export_id, taken_at=at)
+        )
+
+
 def hold_slots(engine: Engine, owner: str, count: int, *, at: datetime | None = None) -> list[str]:
     """``count`` running exports of ``owner`` with their concurrency slots, as another process's."""
     now = at or datetime.now(UTC)
-    ids = [f"held-{owner}-{n}" for n in range(count)]
-    with engine.begin() as conn:
-        for n, export_id in enumerate(ids):
-            conn.execute(
-                exports.insert().values(
-                    id=export_id,
-                    owner=owner,
-                    dataset="evaluation-results",
-                    spec="{}",
-                    privacy="standard",
-                    format="csv",
-                    status="running",
-                    rows_done=0,
-                    interface="cli",
-                    cancel_requested=False,
-                    created_at=now,
-                    heartbeat_at=now,
-                )
-            )
-            conn.execute(
-                export_slots.insert().values(owner=owner, slot=n, export_id=export_id, taken_at=now)
-            )
+    ids = []
+    for n in range(count):
+        ids.append(insert_export(engine, owner=owner, export_id=f"held-{owner}-{n}", at=now))
+        take_slot(engine, owner, n, ids[-1], now)
     return ids

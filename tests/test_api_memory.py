@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import threading
 from collections.abc import Iterator
@@ -11,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from api_server import Server, start_server
+from factories import insert_export
 
-from nano_export import schema
 from nano_export.db import utcnow
 
 pytestmark = pytest.mark.slow
@@ -42,30 +41,21 @@ def new_export_file(server: Server) -> tuple[str, Path]:
 def register_file(server: Server, export_id: str, path: Path, *, owner: str, sha256: str) -> str:
     """A succeeded export row for the file at ``path``, as if a job had written it."""
     now = utcnow()
-    with server.engine.begin() as conn:
-        conn.execute(
-            schema.exports.insert().values(
-                id=export_id,
-                owner=owner,
-                dataset="evaluation-results",
-                spec=json.dumps({"filters": {}, "columns": None, "rename": {}}),
-                privacy="standard",
-                format="csv",
-                status="succeeded",
-                rows_done=FILE_MB * 10_000,
-                rows_total=FILE_MB * 10_000,
-                bytes=path.stat().st_size,
-                sha256=sha256,
-                file_path=str(path),
-                interface="api",
-                cancel_requested=False,
-                created_at=now,
-                started_at=now,
-                finished_at=now,
-                heartbeat_at=now,
-            )
-        )
-    return export_id
+    return insert_export(
+        server.engine,
+        owner=owner,
+        export_id=export_id,
+        status="succeeded",
+        at=now,
+        rows_done=FILE_MB * 10_000,
+        rows_total=FILE_MB * 10_000,
+        bytes=path.stat().st_size,
+        sha256=sha256,
+        file_path=str(path),
+        interface="api",
+        started_at=now,
+        finished_at=now,
+    )
 
 
 def write_big_csv(path: Path, megabytes: int) -> str:

@@ -6,13 +6,12 @@ import csv
 import gzip
 import hashlib
 import io
-import json
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import factories
 import httpx
 import jwt
 import pytest
@@ -79,27 +78,14 @@ def login_cookie(username: str, *, key: str = SECRET, expires_in: float = 3600) 
 
 def insert_export(server: Server, *, owner: str, status: str, file_path: Path | None = None) -> str:
     """An export row written straight to the server's database (no job behind it)."""
-    export_id = secrets.token_urlsafe(18)
-    now = utcnow()
-    with server.engine.begin() as conn:
-        conn.execute(
-            schema.exports.insert().values(
-                id=export_id,
-                owner=owner,
-                dataset="evaluation-results",
-                spec=json.dumps({"filters": {}, "columns": None, "rename": {}}),
-                privacy="public",
-                format="csv",
-                status=status,
-                rows_done=0,
-                file_path=str(file_path) if file_path else None,
-                interface="api",
-                cancel_requested=False,
-                created_at=now,
-                heartbeat_at=now,
-            )
-        )
-    return export_id
+    return factories.insert_export(
+        server.engine,
+        owner=owner,
+        status=status,
+        privacy="public",
+        interface="api",
+        file_path=str(file_path) if file_path else None,
+    )
 
 
 # --- one port, public routes ------------------------------------------------------------------

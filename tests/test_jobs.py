@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from factories import SECRET, hold_slots, insert_executions
+from factories import SECRET, hold_slots, insert_executions, insert_export, take_slot
 from sqlalchemy import func, select, update
 
 from nano_export import audit, jobs
@@ -239,27 +239,15 @@ def test_a_silent_worker_is_failed_its_slot_freed_and_leftovers_removed(
 ) -> None:
     engine = get_engine(loaded.db_url)
     old = utcnow() - timedelta(minutes=5)
-    with engine.begin() as conn:
-        conn.execute(
-            exports.insert().values(
-                id="dead1",
-                owner="ann",
-                dataset="evaluation-results",
-                spec="{}",
-                privacy="standard",
-                format="csv",
-                status="running",
-                rows_done=50,
-                interface="cli",
-                cancel_requested=False,
-                created_at=old,
-                heartbeat_at=old,
-                file_path=str(loaded.export_dir / "dead1.csv"),
-            )
-        )
-        conn.execute(
-            export_slots.insert().values(owner="ann", slot=0, export_id="dead1", taken_at=old)
-        )
+    insert_export(
+        engine,
+        owner="ann",
+        export_id="dead1",
+        at=old,
+        rows_done=50,
+        file_path=str(loaded.export_dir / "dead1.csv"),
+    )
+    take_slot(engine, "ann", 0, "dead1", old)
     loaded.export_dir.mkdir(parents=True, exist_ok=True)
     leftover = loaded.export_dir / ".dead1.csv.abc.part"
     leftover.write_text("partial")
