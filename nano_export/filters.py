@@ -164,6 +164,11 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
+def start_of(value: date | datetime) -> datetime:
+    """The UTC instant a ``since`` means: a date's midnight, a naive time read as UTC."""
+    return _utc(value) if isinstance(value, datetime) else _day_start(value)
+
+
 def _bounds(spec: FilterSpec) -> tuple[datetime | None, datetime | None, bool]:
     """since → inclusive lower bound; until → upper bound, inclusive unless until is a date.
 
@@ -174,7 +179,7 @@ def _bounds(spec: FilterSpec) -> tuple[datetime | None, datetime | None, bool]:
     lower = upper = None
     inclusive = True
     if since is not None:
-        lower = _utc(since) if isinstance(since, datetime) else _day_start(since)
+        lower = start_of(since)
     if until is not None:
         if isinstance(until, datetime):
             upper = _utc(until)
@@ -390,7 +395,7 @@ def from_query_params(params: Mapping[str, str | Sequence[str]]) -> FilterSpec:
     for key in ("since", "until"):
         text = _last(params, key)
         if text:
-            fields[key] = _parse_time_param(key, text)
+            fields[key] = parse_time(key, text)
     success = _last(params, "success")
     if success:
         word = success.strip().lower()
@@ -427,7 +432,8 @@ def _last(params: Mapping[str, str | Sequence[str]], key: str) -> str | None:
     return values[-1] if values else None
 
 
-def _parse_time_param(key: str, text: str) -> date | datetime:
+def parse_time(key: str, text: str) -> date | datetime:
+    """A date (2025-08-01) or an ISO 8601 time; InvalidFilter naming ``key`` otherwise."""
     value = text.strip()
     try:
         if _DAY_ONLY.fullmatch(value):

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from nano_export import audit as audit_log
-from nano_export import jobs
+from nano_export import filters, jobs
 from nano_export.auth import role_of
 from nano_export.cli.common import AppContext, echo_table, handle_errors, pass_app
 from nano_export.datasets import DATASETS
@@ -24,12 +24,7 @@ DATASET_CHOICE = click.Choice(sorted(DATASETS))
 
 
 def _parse_day(value: str | None, option: str) -> date | datetime | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
-    except ValueError:
-        raise BadInput(f"{option}: {value!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from None
+    return None if value is None else filters.parse_time(option, value)
 
 
 def _parse_renames(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -310,14 +305,8 @@ def prune(app: AppContext) -> None:
 def audit(app: AppContext, since: str | None, as_json: bool) -> None:
     """Show the audit log: who exported what, logins, denials."""
     start = _parse_day(since, "--since")
-    if isinstance(start, date) and not isinstance(start, datetime):
-        start = datetime.combine(start, datetime.min.time())
-    if isinstance(start, datetime) and start.tzinfo is None:
-        from datetime import UTC
-
-        start = start.replace(tzinfo=UTC)
     with app.database().connect() as conn:
-        events = audit_log.list_events(conn, since=start)
+        events = audit_log.list_events(conn, since=filters.start_of(start) if start else None)
     if as_json:
         click.echo(json.dumps([e.public() for e in events], indent=2, default=str))
         return
