@@ -39,6 +39,7 @@ from nano_export.errors import (
 from nano_export.exporter import ExportPlan, count_rows, plan_export, run_export
 from nano_export.models import (
     ACTIVE_STATUSES,
+    ExportFormat,
     ExportRecord,
     ExportRequest,
     FilterSpec,
@@ -87,9 +88,9 @@ def _frozen_spec(request: ExportRequest, plan: ExportPlan) -> str:
     )
 
 
-def _final_path(settings: Settings, export_id: str, request: ExportRequest) -> Path:
-    ext = "csv.gz" if request.format == "csv.gz" else "csv"
-    return settings.export_dir / f"{export_id}.{ext}"
+def _final_path(export_dir: Path, export_id: str, fmt: ExportFormat) -> Path:
+    """Where the export folder keeps an export's file (the format is also the file extension)."""
+    return export_dir / f"{export_id}.{fmt}"
 
 
 def _take_slot(conn: Connection, *, owner: str, export_id: str, limit: int) -> bool:
@@ -187,7 +188,7 @@ def submit_export(
     plan = plan_export(request)
     check_privacy(engine, user=user, role=role, request=request, interface=interface)
     export_id = secrets.token_urlsafe(18)
-    path = out_path or _final_path(settings, export_id, request)
+    path = out_path or _final_path(settings.export_dir, export_id, request.format)
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(
@@ -541,8 +542,7 @@ def open_download(
     rec = get_export(engine, export_id=export_id, user=user, role=role)
     if rec.status != "succeeded" or not rec.file_path:
         raise NotReady(f"export {export_id} is {rec.status}; only a finished export has a file")
-    ext = "csv.gz" if rec.format == "csv.gz" else "csv"
-    path = export_dir / f"{rec.id}.{ext}"
+    path = _final_path(export_dir, rec.id, rec.format)
     if Path(rec.file_path).resolve() != path.resolve():
         raise NotReady(
             f"export {export_id} was written to a file of its own by the command line or a "

@@ -92,8 +92,7 @@ class ExportRecord(BaseModel):
     @property
     def file_name(self) -> str:
         """The name offered for download."""
-        ext = "csv.gz" if self.format == "csv.gz" else "csv"
-        return f"{self.dataset}-{self.id[:8]}.{ext}"
+        return f"{self.dataset}-{self.id[:8]}.{self.format}"  # the format is the extension
 
     def public(self) -> dict[str, Any]:
         """The fields of ``GET /api/exports/{id}`` (and ``exports list --json``)."""
