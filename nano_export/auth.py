@@ -12,6 +12,8 @@ The cookie *key* is never stored here: it is ``settings.resolved_secret()``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import os
 import tempfile
@@ -50,15 +52,24 @@ def _empty_config() -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=8)
+def _parse(path: str, inode: int, mtime_ns: int, size: int) -> Any:
+    """The parsed file, cached per version of it: every API request and rerun asks for roles."""
+    del inode, mtime_ns, size  # the cache key only: a rewritten (replaced) file is parsed again
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{path}: not a valid users file: {exc}") from None
+
+
 def read_config(path: Path) -> dict[str, Any]:
     """The credentials file as a dict (a fresh default when the file does not exist)."""
     path = Path(path)
-    if not path.exists():
-        return _empty_config()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path}: not a valid users file: {exc}") from None
+        stat = path.stat()
+    except FileNotFoundError:
+        return _empty_config()
+    data = copy.deepcopy(_parse(str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size))
     if not isinstance(data, dict):
         raise BadInput(f"{path}: not a valid users file: expected a mapping at the top")
     config = _empty_config()
