@@ -136,6 +136,8 @@ def seed_database(
             log.debug("seed batch written", extra={"batch": batch_no, "rows": counts[0]})
             if progress is not None:
                 progress(hi - lo)
+        if written:
+            _analyze(conn)
     report = SeedReport(
         seed=seed,
         anchor=at,
@@ -151,6 +153,25 @@ def seed_database(
         extra={"seed": seed, "rows": written, "skipped": skipped, "seconds": report.seconds},
     )
     return report
+
+
+#: The tables seeding fills, whose planner statistics it refreshes.
+_SEEDED_TABLES = ("eval_runs", "executions", "execution_metrics", "interactions")
+
+
+def _analyze(conn: Connection) -> None:
+    """Refresh PostgreSQL's planner statistics after a bulk load.
+
+    Without them PostgreSQL planned a 1M-row export as a parallel scan plus an on-disk sort of the
+    whole join (1.6 s of server time and 460 MB of temporary files) instead of walking both
+    primary keys. SQLite is left alone: without statistics it walks the rowid, while sampled
+    statistics (``analysis_limit``) misjudged the index sizes and made it read the table through
+    a secondary index, 20% slower.
+    """
+    if conn.dialect.name == "sqlite":
+        return
+    with conn.begin():
+        conn.exec_driver_sql(f"ANALYZE {', '.join(_SEEDED_TABLES)}")
 
 
 def _utc(value: datetime) -> datetime:
