@@ -17,7 +17,7 @@ with widgets.friendly_errors():
     if not records:
         st.info("No exports yet — start one on the Export page.", icon=":material/inbox:")
         st.stop()
-    frame = tables.exports_frame(records)
+    frame = tables.exports_frame(records, export_dir=settings.export_dir)
     st.dataframe(
         tables.blank_nulls(frame, keep=("download",)),
         hide_index=True,
@@ -45,7 +45,7 @@ with widgets.friendly_errors():
         key="nx_history_pick",
     )
     rec = by_id[chosen]
-    exporting.show_record(rec)
+    exporting.show_record(rec, download=jobs.downloadable(rec, settings.export_dir))
     cols = st.columns(3)
     if rec.status in ACTIVE_STATUSES and cols[0].button("Cancel export", key="nx_hist_cancel"):
         jobs.cancel_export(

@@ -524,6 +524,17 @@ def wait_for(engine: Engine, export_id: str, timeout: float = 600.0) -> ExportRe
         time.sleep(0.1)
 
 
+def downloadable(rec: ExportRecord, export_dir: Path) -> bool:
+    """Whether ``rec`` is a finished export whose file is its own in ``export_dir``.
+
+    The rule :func:`open_download` applies (the dashboard shows a download link only where it
+    holds): a CLI or notebook ``--out`` file, kept elsewhere, is never served.
+    """
+    if rec.status != "succeeded" or not rec.file_path:
+        return False
+    return Path(rec.file_path).resolve() == _final_path(export_dir, rec.id, rec.format).resolve()
+
+
 def open_download(
     engine: Engine,
     *,
@@ -543,7 +554,7 @@ def open_download(
     if rec.status != "succeeded" or not rec.file_path:
         raise NotReady(f"export {export_id} is {rec.status}; only a finished export has a file")
     path = _final_path(export_dir, rec.id, rec.format)
-    if Path(rec.file_path).resolve() != path.resolve():
+    if not downloadable(rec, export_dir):
         raise NotReady(
             f"export {export_id} was written to a file of its own by the command line or a "
             "notebook; only exports kept in the export folder can be downloaded"

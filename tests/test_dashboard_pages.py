@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dashboard_app import Dash, make_dash
+from factories import insert_export
 from streamlit.testing.v1 import AppTest
 
 from nano_export import jobs
@@ -118,6 +121,45 @@ def test_export_page_runs_an_export_to_completion(dash: Dash) -> None:
     table = at.dataframe[0].value
     assert list(table["rows"]) == [4]
     assert table["download"].iloc[0] == f"/api/exports/{export_id}/download"
+
+
+def test_history_links_only_exports_the_server_can_serve(dash: Dash, tmp_path: Path) -> None:
+    # A CLI or notebook --out file is not in the export folder: the API answers 409 for it, so the
+    # page offers no link (neither in the table nor under "Selected export").
+    engine = get_engine(dash.settings.db_url)
+    dash.settings.export_dir.mkdir(parents=True, exist_ok=True)
+    kept = dash.settings.export_dir / "kept1.csv"
+    out = tmp_path / "mine.csv"
+    for path in (kept, out):
+        path.write_text("a\n1\n")
+    now = time.time()
+    for export_id, path, age in (("kept1", kept, 60), ("mine1", out, 0)):
+        insert_export(
+            engine,
+            owner="anna",
+            export_id=export_id,
+            status="succeeded",
+            at=datetime.fromtimestamp(now - age, UTC),
+            rows_done=1,
+            file_path=str(path),
+        )
+    at = dash.logged_in("anna").run()
+    at.switch_page("app_pages/history.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert sorted(table["id"]) == ["kept1", "mine1"]
+    links = {i: v for i, v in zip(table["id"], table["download"], strict=True) if pd.notna(v)}
+    assert links == {"kept1": "/api/exports/kept1/download"}
+
+    def shown_links() -> list[str]:
+        return [m.value for m in at.markdown if "/download" in m.value]
+
+    assert at.selectbox(key="nx_history_pick").value == "mine1"  # newest first
+    assert any("Export finished" in s.value for s in at.success)
+    assert shown_links() == []
+    assert any("not downloadable here" in c.value for c in at.caption)
+    at.selectbox(key="nx_history_pick").select("kept1").run()
+    assert any("/api/exports/kept1/download" in v for v in shown_links())
 
 
 def test_charts_are_plotly_figures_from_sql_aggregates(dash: Dash) -> None:

@@ -454,3 +454,53 @@ def test_only_files_in_the_export_folder_are_served(loaded: Settings, tmp_path: 
             interface="api",
             export_dir=loaded.export_dir,
         )
+
+
+def test_only_finished_exports_kept_in_the_export_folder_are_downloadable(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The rule of the History page's links is the one ``open_download`` (the API) applies."""
+    engine = get_engine(settings.db_url)
+    kept = settings.export_dir / "kept1.csv"
+    elsewhere = tmp_path / "mine.csv"  # a CLI or notebook --out file
+    settings.export_dir.mkdir(parents=True, exist_ok=True)
+    for path in (kept, elsewhere):
+        path.write_text("a\n1\n")
+    rows = {
+        "kept1": ("succeeded", kept),
+        "mine1": ("succeeded", elsewhere),
+        "busy1": ("running", settings.export_dir / "busy1.csv"),
+        "none1": ("succeeded", None),
+    }
+    for export_id, (status, path) in rows.items():
+        insert_export(
+            engine,
+            owner="ann",
+            export_id=export_id,
+            status=status,
+            file_path=None if path is None else str(path),
+        )
+    records = {r.id: r for r in jobs.list_exports(engine, user="ann")}
+    downloadable = {i for i, r in records.items() if jobs.downloadable(r, settings.export_dir)}
+    assert downloadable == {"kept1"}
+    for export_id in rows:
+        if export_id in downloadable:
+            path, _ = jobs.open_download(
+                engine,
+                export_id=export_id,
+                user="ann",
+                role="analyst",
+                interface="api",
+                export_dir=settings.export_dir,
+            )
+            assert path == kept
+        else:
+            with pytest.raises(NotReady):
+                jobs.open_download(
+                    engine,
+                    export_id=export_id,
+                    user="ann",
+                    role="analyst",
+                    interface="api",
+                    export_dir=settings.export_dir,
+                )

@@ -134,8 +134,12 @@ def start(settings: Settings, user: CurrentUser, request: ExportRequest) -> None
     st.session_state[ACTIVE] = rec.id
 
 
-def show_record(rec: ExportRecord) -> None:
-    """Status, progress and, when done, the download link of one export."""
+def show_record(rec: ExportRecord, *, download: bool = True) -> None:
+    """Status, progress and, when done, the download link of one export.
+
+    ``download=False`` (a CLI or notebook ``--out`` file, which the server does not serve) shows
+    a note instead of the link.
+    """
     icon = widgets.STATUS_ICONS.get(rec.status, "")
     done = widgets.fmt_int(rec.rows_done)
     total = widgets.fmt_int(rec.rows_total)
@@ -145,7 +149,13 @@ def show_record(rec: ExportRecord) -> None:
             f"Export finished: {widgets.fmt_int(rec.rows_done)} rows, "
             f"{widgets.fmt_bytes(rec.bytes)} · sha256 `{(rec.sha256 or '')[:16]}…`"
         )
-        widgets.download_link(rec)
+        if download:
+            widgets.download_link(rec)
+        else:
+            st.caption(
+                "Written by the command line or a notebook to a file of its own, outside the "
+                "export folder: not downloadable here."
+            )
     elif rec.status == "failed":
         st.error(f"Export failed: {rec.error or 'unknown reason'}")
     elif rec.status in ("cancelled", "expired"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from nano_export import filters
+from nano_export import filters, jobs
 from nano_export.csvcells import format_cells
 from nano_export.csvfmt import encode_rows, header_line
 from nano_export.datasets import Kind
@@ -12,8 +14,9 @@ from nano_export.models import AuditEvent, ExportRecord
 from nano_export.ui import widgets
 
 
-def exports_frame(records: list[ExportRecord]) -> pd.DataFrame:
-    """One row per export, with a download link for finished ones."""
+def exports_frame(records: list[ExportRecord], *, export_dir: Path) -> pd.DataFrame:
+    """One row per export, with a download link for finished ones the server serves (none for a
+    CLI or notebook ``--out`` file outside ``export_dir``)."""
     rows = [
         {
             "created": r.created_at,
@@ -25,7 +28,7 @@ def exports_frame(records: list[ExportRecord]) -> pd.DataFrame:
             "privacy": r.privacy,
             "filters": filters.describe(r.filters),
             "sha256": r.sha256 or "",
-            "download": widgets.download_url(r.id) if r.status == "succeeded" else None,
+            "download": widgets.download_url(r.id) if jobs.downloadable(r, export_dir) else None,
             "id": r.id,
         }
         for r in records
