@@ -42,9 +42,14 @@ _KEY_CORE = (
     r"|token|private[_-]?key|account[_-]?key)"
 )
 # Where a key name may start: not after a letter or digit (monkey, maxtokens), except at a camelCase
-# boundary (dbPassword, accessToken, DBPassword). The leading look-ahead on the first letters of
-# _KEY_CORE (keep them in step) rejects most positions at once: three times faster on prose.
-_KEY_START = r"(?=[AaPpSsTt])(?:(?<![A-Za-z0-9])|(?=[A-Z])(?<=[a-z0-9])|(?=[A-Z][a-z])(?<=[A-Z]))"
+# boundary (dbPassword, accessToken, DBPassword) or glued to an upper-case prefix when the key is
+# upper case up to its ':' or '=' (DBPASSWORD=, APPSECRET=, an environment variable; not sudo's
+# NOPASSWD:). The leading look-ahead on the first letters of _KEY_CORE (keep them in step) rejects
+# most positions at once: three times faster on prose.
+_KEY_START = (
+    r"(?=[AaPpSsTt])(?:(?<![A-Za-z0-9])|(?=[A-Z])(?<=[a-z0-9])|(?=[A-Z][a-z])(?<=[A-Z])"
+    r"|(?<=[A-Z])(?<!NO)(?=[A-Z_-]+\\?[\"']?[ \t]*[:=]))"
+)
 _TOKEN_CHARS = r"[A-Za-z0-9_.~+/-]"  # RFC 6750 b64token
 _GITLAB_KINDS = ("pat", "dt", "rt", "ptt", "cbt", "ft", "imt", "soat", "agent", "oas", "ffct")
 _GITLAB = rf"gl(?:{'|'.join(_GITLAB_KINDS)})-"  # glpat-, gldt-, … token prefixes
@@ -90,6 +95,21 @@ _RULES: tuple[_Rule, ...] = (
         ("://",),
         r"(?P<keep>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#\"'<>\\]*:)"
         r"(?:[^\s/?#\"'<>\\]+(?=@)|[^\s/]+(?=@))",
+    ),
+    # A password with '/' (pa/ss). RFC 3986 ends the authority at the first '/', so
+    # "https://example.com:8443/path@v2" is a host, a port and a path with '@' in it, and so is
+    # "http://example.com/a:b@c" (no ':' before the first '/': never a password). A password is
+    # read only where the RFC reading cannot hold: the text before the first '/' is not a port (not
+    # digits only, not empty), and the user has no '@' ("git@github.com:org/repo.git@v1" is an
+    # scp-like repository path and a tag) and no '[' (an IPv6 host). The password runs to the first
+    # '@' followed by a host without '@' (a/b@c@host: host "host"), never into the path; at most 500
+    # characters, so that a long word full of "://" stays linear.
+    _rule(
+        "url_password_with_slash",
+        ("://",),
+        r"(?P<keep>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#\"'<>\\@\[\]]*:)"
+        r"(?![0-9]*/)[^\s/?#\"'<>\\@]*/[^\s?#\"'<>\\]{0,500}?"
+        r"(?=@[^\s/?#@\"'<>\\]+(?:[\s/?#\"'<>\\]|\Z))",
     ),
     # Slack webhooks: keep the host, redact the path that is the secret.
     _rule(
@@ -188,7 +208,7 @@ _RULES: tuple[_Rule, ...] = (
 # RE2 (pyarrow) pre-screen: matches every text that a rule above could change, and few others.
 # It must stay a superset of the rules: tests check this on every corpus entry.
 _CREDENTIAL_SCREEN = (
-    r"PRIVATE KEY|://[^\s/]*:[^\s/]*@|hooks\.slack\.com/"
+    r"PRIVATE KEY|://[^\s/]*:[^\s/]*@|://[^\s/@]*:[^\s/@]*/[^\s]*@|hooks\.slack\.com/"
     r"|\bsk-[A-Za-z0-9_-]{20}|[sr]k_(?:live|test)_|A(?:KIA|SIA)[A-Z0-9]{16}"
     r"|gh[pousr]_[A-Za-z0-9]{30}|github_pat_|xox[abprs]-|xapp-|AIza|hf_[A-Za-z0-9]{30}"
     r"|eyJ[A-Za-z0-9_-]{8}|" + _GITLAB + r"[A-Za-z0-9_-]{20}|npm_[A-Za-z0-9]{36}|ya29\.|[?&;]sig="

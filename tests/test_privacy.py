@@ -221,6 +221,11 @@ IN_CONTEXT: list[tuple[str, str, str]] = [
     ("json-azure-account-key", '"accountKey": "Zm9vYmFy"', '"accountKey": "[REDACTED]"'),
     ("js-object-camel-key", "{ apiKey: 'abc123' }", "{ apiKey: '[REDACTED]' }"),
     ("upper-camel-key", "DBPassword=hunter2", "DBPassword=[REDACTED]"),
+    # Upper-case keys glued to a prefix (environment variables without a separator).
+    ("upper-glued-password", "DBPASSWORD=hunter2", "DBPASSWORD=[REDACTED]"),
+    ("upper-glued-secret", "export APPSECRET=Zk8sQ", "export APPSECRET=[REDACTED]"),
+    ("upper-glued-token", "GITHUBTOKEN: abc123\nnext", "GITHUBTOKEN: [REDACTED]\nnext"),
+    ("upper-glued-json", '{"MYSQLPWD": "hunter2"}', '{"MYSQLPWD": "[REDACTED]"}'),
     ("pascal-key", "ClientSecret: Zk8sQ", "ClientSecret: [REDACTED]"),
     (
         "npmrc-auth-token",
@@ -279,6 +284,28 @@ IN_CONTEXT: list[tuple[str, str, str]] = [
         '{"url":"redis://:[REDACTED]@cache","mail":"a@b.io"}',
     ),
     ("url-password-with-quote", 'x://u:pa"ss@host', "x://u:[REDACTED]@host"),
+    # URL passwords that contain '/' (not a port before the first '/'): up to the '@' before the
+    # host, and never into the path.
+    (
+        "url-password-with-slash",
+        "postgres://app:pa/ss@db.example.com:5432/x",
+        "postgres://app:[REDACTED]@db.example.com:5432/x",
+    ),
+    (
+        "url-password-with-slash-https",
+        "https://user:abc/def@host/",
+        "https://user:[REDACTED]@host/",
+    ),
+    (
+        "url-password-with-slash-and-at",
+        "redis://:a/b@c@cache.local:6379/0",
+        "redis://:[REDACTED]@cache.local:6379/0",
+    ),
+    (
+        "url-password-with-slash-then-at-in-path",
+        "see https://u:9x/y@host/releases/@latest now",
+        "see https://u:[REDACTED]@host/releases/@latest now",
+    ),
     # Azure storage and service-bus connection strings, SAS tokens.
     (
         "azure-storage-connection-string",
@@ -402,6 +429,16 @@ LOOK_ALIKES = [
     "postgres://app@db.internal/x",
     "ssh://git@gitlab.com:2222/group/repo.git",
     "https://example.com:8443/path@v2 and user@host:path",
+    # A ':' and an '@' after the first '/' are in the path; digits (or nothing) before the first
+    # '/' are a port; a user with '@' is an scp-like repository path; '[' starts an IPv6 host.
+    "http://example.com/a:b@c",
+    "http://localhost:5173/@vite/client and http://localhost:/x@y",
+    "https://example.com:8443/a/b@c/d",
+    "pip install git+ssh://git@github.com:org/repo.git@v1.2",
+    "http://[::1]:8080/pkg@2",
+    # Upper-case words that end in a key name but are not one.
+    "bob ALL=(ALL) NOPASSWD: ALL",
+    "MAXTOKENS=512 and PASSWORDS: 3",
 ]
 
 
@@ -441,6 +478,7 @@ KEY_NAMES = [
 def test_redact_credentials_knows_every_key_name_in_each_spelling(name: str) -> None:
     camel = name.split("_")[0] + "".join(part.title() for part in name.split("_")[1:])
     spellings = [name, name.upper(), f"db_{name}", camel, "my" + camel[0].upper() + camel[1:]]
+    spellings.append("DB" + name.upper())  # glued to an upper-case prefix: DBPASSWORD
     for key in spellings:
         assert redact_credentials(f'{{"{key}": "v4lue"}}') == f'{{"{key}": "[REDACTED]"}}', key
         assert redact_credentials(f"{key}=v4lue x") == f"{key}=[REDACTED] x", key
@@ -735,6 +773,10 @@ FRAGMENTS = st.sampled_from(
         "np" + "m_",
         "sk-" + "proj-",
         "ya" + "29.",
+        ":pa/ss@",
+        "://u:a/",
+        "DBPASSWORD=",
+        "NOPASSWD: ",
     ]
 )
 TEXTS = st.lists(st.one_of(FRAGMENTS, st.text(max_size=12)), max_size=8).map("".join)
