@@ -30,7 +30,7 @@ TEXT = pa.large_string()
 EMPTY = pa.scalar("", TEXT)
 
 _ZULU = pa.scalar("Z", TEXT)
-_FORMULA_START = "^[=+\\-@\t\r]"
+_APOSTROPHE = pa.scalar("'", TEXT)
 _FORMULA_BYTES = np.zeros(256, dtype=bool)
 _FORMULA_BYTES[list("".join(FORMULA_CHARS).encode())] = True
 _NO_BYTES = np.zeros(0, dtype=np.uint8)
@@ -168,10 +168,16 @@ def _text_cells(series: pd.Series) -> pa.Array:
         arr = pa.array([None if _is_null(v) else str(v) for v in series.astype(object)], TEXT)
     arr = combined(pc.cast(arr, TEXT))
     data, offsets = bytes_of(arr)
-    starts = offsets[:-1][offsets[1:] > offsets[:-1]]
-    if not _FORMULA_BYTES[data[starts]].any():  # no cell starts like a formula: skip the regex
+    # The formula guard from the first byte of each cell: a few cells get the ' prefix, the rest
+    # of the column is not copied (a regex replace over the column rewrote every cell).
+    filled = offsets[1:] > offsets[:-1]
+    guard = np.zeros(len(arr), dtype=bool)
+    guard[filled] = _FORMULA_BYTES[data[offsets[:-1][filled]]]
+    if not guard.any():
         return arr
-    return pc.replace_substring_regex(arr, pattern=_FORMULA_START, replacement="'\\0")
+    mask = pa.array(guard)
+    prefixed = pc.binary_join_element_wise(_APOSTROPHE, arr.filter(mask), EMPTY)
+    return combined(pc.replace_with_mask(arr, mask, prefixed))
 
 
 def bytes_of(arr: pa.Array) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, Any]]:

@@ -410,3 +410,10 @@ def test_lone_text_column_round_trips_including_empty_strings(text: str) -> None
         data = _write(Path(folder) / "out.csv", [df], {"text": "text"})
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     assert rows == [["text"], [guard_formula(text)], ["x"]]
+
+
+def test_the_formula_guard_touches_only_cells_that_start_like_a_formula() -> None:
+    cells = [None, "=1", "", "-", "plain", "\rX", "é=", "@", None, "+x"]
+    frame = pd.DataFrame({"t": pd.Series(cells, dtype="str")}).iloc[1:]  # a sliced column, too
+    out = format_frame(frame, {"t": "text"})["t"].tolist()
+    assert out == ["'=1", "", "'-", "plain", "'\rX", "é=", "'@", None, "'+x"]
