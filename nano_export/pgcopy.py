@@ -1,42 +1,51 @@
-"""PostgreSQL's fast read path: the plan's SELECT streamed with ``COPY … TO STDOUT`` as CSV.
+"""PostgreSQL's fast read path: the plan's SELECT streamed as Arrow record batches by ADBC.
 
 Building a Python object per cell (psycopg rows, SQLAlchemy rows, then pandas columns from those
-objects) is where most of a PostgreSQL export's time went. Here the server writes CSV, psycopg
-hands over its bytes, and Arrow's C++ CSV parser builds the columns directly.
+objects) is where most of a PostgreSQL export's time went. Here the ADBC PostgreSQL driver runs
+``COPY (<the plan's SELECT>) TO STDOUT (FORMAT binary)`` and decodes the binary rows into Arrow
+columns in C, outside the GIL: reading overlaps with redaction and CSV formatting in the export's
+other threads. (Reading CSV from psycopg's ``cursor.copy`` and parsing it with Arrow, the previous
+path, spent a Python call per row; ``bench/export_bench.py`` has the figures.)
 
 - The statement is the plan's own compiled SELECT. COPY takes no bound parameters, so the filter
   values are rendered into the statement by psycopg's client-side literal adaptation
-  (``ClientCursor.mogrify``, the same quoting psycopg's ``ClientCursor`` uses for every query);
-  no value is ever formatted into SQL here.
-- The server sends one CopyData message per row (PostgreSQL protocol, "COPY Operations"), so
-  ``chunk_rows`` messages are exactly ``chunk_rows`` whole rows: each chunk's bytes are parsed on
-  their own, whatever the length of a row, and memory holds one chunk (bytes, columns, frame) at a
-  time. Nothing buffers the whole result.
-- Output settings that shape the text are fixed for the transaction (``SET LOCAL``): UTC, ISO
-  dates, shortest exact floats. Arrow reads each column with the type its kind implies; an
-  unquoted empty field is NULL while a quoted one (``""``) is an empty string.
-- Closing the generator mid-stream leaves the ``with copy`` block by GeneratorExit: psycopg sends
-  a cancel request and drains what is left, and the caller's transaction is rolled back.
+  (``ClientCursor.mogrify``, the same quoting psycopg's ``ClientCursor`` uses for every query) on
+  the caller's connection; no value is ever formatted into SQL here.
+- The binary format carries exact values: timestamps as UTC microseconds, floats as their IEEE
+  bits, whatever the session's time zone, date style or float settings.
+- ADBC uses its own libpq connection, made from the engine's URL, in autocommit mode: one
+  statement, no transaction left open. Closing the generator early cancels the query on the
+  server and closes that connection.
+- Batches arrive at about ``BATCH_BYTES`` each; each is cut into frames of at most ``chunk_rows``
+  rows (slices: no copy). A column whose type is not of its kind's family is cast to it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as adbc
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pcsv
 from psycopg import ClientCursor
 from sqlalchemy import Connection, Select
+from sqlalchemy.engine import URL
 
 from nano_export.datasets import Kind
 from nano_export.db import compile_bound
+from nano_export.errors import ExportFailed
 
 log = logging.getLogger(__name__)
 
-#: Arrow type each column kind is parsed as.
+#: Bytes per record batch the driver aims at (its default, 16 MB, held ~60 MB more at the peak of
+#: a 1M-row export for no measurable speed).
+BATCH_BYTES = 4 << 20
+
+_BATCH_OPTION = "adbc.postgresql.batch_size_hint_bytes"
+#: Arrow type each column kind is read as.
 ARROW_TYPES: dict[str, pa.DataType] = {
     "int": pa.int64(),
     "float": pa.float64(),
@@ -44,73 +53,65 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "datetime": pa.timestamp("us", tz="UTC"),
     "text": pa.large_string(),
 }
-#: Session settings that fix how the server writes values, undone when the transaction ends.
-SETTINGS = (
-    "SET LOCAL TIME ZONE 'UTC'",
-    "SET LOCAL DateStyle = 'ISO'",
-    "SET LOCAL extra_float_digits = 3",
-)
-_MIN_BLOCK = 1 << 20
 
 
 def usable(conn: Connection) -> bool:
-    """Whether ``conn`` can take the COPY path: PostgreSQL through psycopg 3, talking UTF-8."""
+    """Whether ``conn`` can take the fast path: PostgreSQL through psycopg 3, talking UTF-8.
+
+    psycopg renders the filter values into the statement, in the connection's encoding; ADBC
+    reads text as UTF-8.
+    """
     if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
         return False
     raw: Any = conn.connection.dbapi_connection
     return bool(raw.info.encoding == "utf-8")
 
 
-def copy_sql(conn: Connection, stmt: Select[Any]) -> str:
-    """``COPY (<stmt>) TO STDOUT`` as CSV, its parameters quoted by psycopg."""
+def libpq_uri(url: URL) -> str:
+    """The engine's URL as a libpq connection URI (``postgresql://…``), password included."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def select_sql(conn: Connection, stmt: Select[Any]) -> str:
+    """The SELECT as one SQL text, its parameters quoted by psycopg."""
     compiled, values = compile_bound(conn, stmt)
     raw: Any = conn.connection.dbapi_connection
     # psycopg's literal adaptation (the client-side binding of ClientCursor); always with a
     # mapping, so that the compiler's escaped %% become % even when there are no parameters.
-    select_sql = ClientCursor(raw).mogrify(str(compiled), values)
-    return f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv, HEADER false)"
+    return str(ClientCursor(raw).mogrify(str(compiled), values))
 
 
-def _options(
-    names: Sequence[str], kinds: Mapping[str, Kind]
-) -> tuple[pcsv.ParseOptions, pcsv.ConvertOptions]:
-    parse = pcsv.ParseOptions(newlines_in_values=True)
-    convert = pcsv.ConvertOptions(
-        column_types={n: ARROW_TYPES[kinds[n]] for n in names},
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-        null_values=[""],
-        true_values=["t"],
-        false_values=["f"],
+def _schema(names: Sequence[str], kinds: Mapping[str, Kind]) -> pa.Schema:
+    return pa.schema([(n, ARROW_TYPES[kinds[n]]) for n in names])
+
+
+def _same_family(got: pa.DataType, want: pa.DataType) -> bool:
+    """Types the rest of the engine treats alike: any string width, any integer width."""
+    text = (pa.types.is_string, pa.types.is_large_string)
+    return (any(t(got) for t in text) and any(t(want) for t in text)) or (
+        pa.types.is_integer(got) and pa.types.is_integer(want)
     )
-    return parse, convert
 
 
-def _frame(
-    data: bytearray,
-    longest: int,
-    names: Sequence[str],
-    parse: pcsv.ParseOptions,
-    convert: pcsv.ConvertOptions,
-) -> pd.DataFrame:
-    """One chunk of COPY rows as a DataFrame."""
-    # Blocks larger than the longest row: Arrow cannot parse a row spread over three blocks.
-    block = max(_MIN_BLOCK, 2 * longest + 1)
-    read = pcsv.ReadOptions(column_names=list(names), block_size=block, use_threads=False)
-    table = pcsv.read_csv(
-        pa.BufferReader(pa.py_buffer(data)),
-        read_options=read,
-        parse_options=parse,
-        convert_options=convert,
-    )
-    frame: pd.DataFrame = table.to_pandas()
+def _frame(batch: pa.RecordBatch, schema: pa.Schema) -> pd.DataFrame:
+    """A batch as a DataFrame with the reader's column names, each column of its kind's type.
+
+    Columns already of their kind's family (varchar for text, int4 for int) are kept as they are:
+    casting them would copy every value for nothing.
+    """
+    columns = []
+    for column, field in zip(batch.columns, schema, strict=True):
+        keep = column.type == field.type or _same_family(column.type, field.type)
+        columns.append(column if keep else column.cast(field.type))
+    frame: pd.DataFrame = pa.RecordBatch.from_arrays(columns, names=schema.names).to_pandas()
     return frame
 
 
-def _empty(names: Sequence[str], kinds: Mapping[str, Kind]) -> pd.DataFrame:
-    schema = pa.schema([(n, ARROW_TYPES[kinds[n]]) for n in names])
-    frame: pd.DataFrame = schema.empty_table().to_pandas()
-    return frame
+def _server_message(exc: BaseException) -> str:
+    """The server's own words from an ADBC error, without the driver's prefixes."""
+    text = str(exc).strip()
+    marker = text.find("ERROR:")
+    return (text[marker:] if marker >= 0 else text).splitlines()[0]
 
 
 def read_copy(
@@ -119,33 +120,31 @@ def read_copy(
     kinds: Mapping[str, Kind],
     chunk_rows: int,
 ) -> Iterator[pd.DataFrame]:
-    """The rows of ``stmt`` as DataFrames of exactly ``chunk_rows`` rows (the last one fewer).
+    """The rows of ``stmt`` as DataFrames of at most ``chunk_rows`` rows.
 
     ``kinds`` gives the kind of every selected column, by label. An empty result yields one empty
-    frame, as ``pandas.read_sql`` does.
+    frame, as ``pandas.read_sql`` does. A server error raises ExportFailed
+    with the server's message.
     """
-    names = [c.name for c in stmt.selected_columns]
-    parse, convert = _options(names, kinds)
-    query = copy_sql(conn, stmt)
-    for setting in SETTINGS:
-        conn.exec_driver_sql(setting)
-    raw: Any = conn.connection.dbapi_connection
-    yielded = False
-    with raw.cursor() as cursor, cursor.copy(query) as copy:
-        data = bytearray()
-        rows = longest = 0
-        while row := copy.read():
-            data += row
-            rows += 1
-            longest = max(longest, len(row))
-            if rows == chunk_rows:
-                frame = _frame(data, longest, names, parse, convert)
-                data = bytearray()
-                rows = longest = 0
-                yielded = True
-                yield frame
-        if rows:
-            yielded = True
-            yield _frame(data, longest, names, parse, convert)
+    schema = _schema([c.name for c in stmt.selected_columns], kinds)
+    query = select_sql(conn, stmt)
+    yielded = finished = False
+    with (
+        adbc.connect(libpq_uri(conn.engine.url), autocommit=True) as reader_conn,
+        reader_conn.cursor(adbc_stmt_kwargs={_BATCH_OPTION: str(BATCH_BYTES)}) as cursor,
+    ):
+        try:
+            cursor.execute(query)
+            for batch in cursor.fetch_record_batch():
+                for start in range(0, batch.num_rows, chunk_rows):
+                    yielded = True
+                    yield _frame(batch.slice(start, chunk_rows), schema)
+            finished = True
+        except (OSError, adbc.Error) as exc:
+            raise ExportFailed(f"PostgreSQL: {_server_message(exc)}") from exc
+        finally:
+            if not finished:  # closed early or failed: stop the server's work now
+                with contextlib.suppress(Exception):
+                    cursor.adbc_cancel()
     if not yielded:
-        yield _empty(names, kinds)
+        yield _frame(pa.RecordBatch.from_pylist([], schema=schema), schema)
