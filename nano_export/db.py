@@ -6,10 +6,8 @@ import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -20,6 +18,9 @@ from sqlalchemy.sql.elements import ClauseElement
 from nano_export import schema
 from nano_export.errors import InvalidSetting
 from nano_export.regex import sqlite_regexp
+
+if TYPE_CHECKING:  # Alembic is imported when migrating, not by every process that reads
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ def is_sqlite(engine: Engine) -> bool:
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic configuration bound to ``engine``."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -110,6 +113,8 @@ def upgrade(engine: Engine) -> None:
             f"NANO_EXPORT_DATABASE_URL: cannot connect to {engine.url.render_as_string()}: "
             f"{exc.orig}"
         ) from None
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
     log.info("schema upgraded", extra={"db": engine.url.render_as_string()})
 

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
         3, ge=1, le=100, description="Exports one user may run at once."
     )
     chunk_rows: int = Field(
-        5_000, ge=10, le=1_000_000, description="Rows read and written per chunk."
+        15_000, ge=10, le=1_000_000, description="Rows read and written per chunk (at most)."
     )
     export_retention_days: int = Field(
         7, ge=1, le=3650, description="Days an export file is kept before pruning."

@@ -526,3 +526,21 @@ def test_the_fast_path_connects_with_the_engines_url_password_and_options_includ
     uri = pgcopy.libpq_uri(url)
     assert uri == "postgresql://ana:p%40ss%2Fw%3Ard@db.internal:6543/evals?sslmode=require"
     assert make_url(uri).password == "p@ss/w:rd"
+
+
+def test_the_engine_allocates_with_the_system_allocator_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pyarrow as pa
+
+    from nano_export import exporter
+
+    assert pa.default_memory_pool().backend_name == "system"
+    before = pa.default_memory_pool()
+    try:
+        pa.set_memory_pool(pa.mimalloc_memory_pool())
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "mimalloc")
+        exporter.use_system_allocator()
+        assert pa.default_memory_pool().backend_name == "mimalloc"
+    finally:
+        pa.set_memory_pool(before)
