@@ -8,8 +8,11 @@ and file size. Every figure comes from the same run on the same machine.
     python bench/export_bench.py [--rows 100000 1000000] [--pg-url postgresql+psycopg://…/test]
                                  [--skip-sqlite] [--repeat 3]
 
-``--repeat`` runs the PostgreSQL pair (psql \\copy, engine) several times over one seeded database:
-the machine is shared, so one figure alone can mislead.
+``--repeat`` runs the PostgreSQL methods several times over one seeded database: the machine is
+shared, so one figure alone can mislead.
+
+``psql-copy`` copies the executions table (the target's baseline); ``psql-query`` copies the
+export's own SELECT (the join with the metrics, in id order), to show the server's share.
 """
 
 from __future__ import annotations
@@ -88,20 +91,47 @@ def method_psql_copy(url: str, out: Path) -> int:
     return -1
 
 
+def method_psql_copy_query(url: str, out: Path) -> int:
+    """psql \\copy of the export's own SELECT (the join, in id order; values unformatted).
+
+    Not a target, a reference: how long the server takes to produce the rows this export reads.
+    """
+    from nano_export import pgcopy
+    from nano_export.datasets import get_dataset
+    from nano_export.db import get_engine
+
+    u = make_url(url)
+    with get_engine(url).connect() as conn:
+        query = pgcopy.select_sql(conn, get_dataset("evaluation-results").select(raw=True))
+    conn_str = (
+        f"host={u.host or '127.0.0.1'} port={u.port or 5432} user={u.username} dbname={u.database}"
+    )
+    one_line = " ".join(query.split())
+    subprocess.run(
+        ["psql", conn_str, "-q", "-c", f"\\copy ({one_line}) TO '{out}' WITH (FORMAT csv, HEADER)"],
+        check=True,
+    )
+    return -1
+
+
+#: Methods that run a command-line tool.
+TOOLS = ("sqlite3-cli", "psql-copy", "psql-query")
 METHODS = {
     "engine": method_engine,
     "naive-pandas": method_naive_pandas,
     "sqlite3-cli": method_sqlite_cli,
     "psql-copy": method_psql_copy,
+    "psql-query": method_psql_copy_query,
 }
 
 
 def child(method: str, url: str, out: str) -> None:
-    """Run one method and print its figures as JSON (RSS includes any tool it started).
+    """Run one method and print its figures as JSON.
 
     Libraries are imported before the clock starts: the figures compare export work, not imports.
+    A command-line tool's RSS is the tool's own, not this Python process's.
     """
-    if method in ("engine", "naive-pandas"):
+    if method in ("engine", "naive-pandas", "psql-query"):
         import pandas  # noqa: F401
 
         import nano_export.exporter  # noqa: F401
@@ -110,7 +140,8 @@ def child(method: str, url: str, out: str) -> None:
     wall = time.perf_counter() - start
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"wall": wall, "rss_mb": max(own, kids) / 1024, "rows": rows}))
+    rss = kids if method in TOOLS else max(own, kids)
+    print(json.dumps({"wall": wall, "rss_mb": rss / 1024, "rows": rows}))
 
 
 def measure(method: str, url: str, folder: Path) -> dict[str, float]:
@@ -194,7 +225,8 @@ def main() -> None:
                 try:
                     print(f"seeding {rows:,} executions into PostgreSQL: {seed(pg, rows):.1f} s")
                     for attempt in range(max(1, args.repeat)):
-                        results = {m: measure(m, pg, folder) for m in ("psql-copy", "engine")}
+                        methods = ("psql-copy", "psql-query", "engine")
+                        results = {m: measure(m, pg, folder) for m in methods}
                         label = "PostgreSQL" if args.repeat <= 1 else f"PostgreSQL #{attempt + 1}"
                         report(label, rows, results, "psql-copy")
                     engine_rss.setdefault("PostgreSQL", []).append(results["engine"]["rss_mb"])
