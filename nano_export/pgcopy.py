@@ -108,10 +108,21 @@ def _frame(batch: pa.RecordBatch, schema: pa.Schema) -> pd.DataFrame:
 
 
 def _server_message(exc: BaseException) -> str:
-    """The server's own words from an ADBC error, without the driver's prefixes."""
+    """The server's own words from an ADBC error (``ERROR: …``, ``FATAL: …``), on one line,
+    without the driver's prefixes."""
     text = str(exc).strip()
-    marker = text.find("ERROR:")
-    return (text[marker:] if marker >= 0 else text).splitlines()[0]
+    starts = [i for i in (text.find(level) for level in ("ERROR:", "FATAL:", "PANIC:")) if i >= 0]
+    if starts:
+        text = text[min(starts) :]
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _connect(conn: Connection) -> Any:
+    """ADBC's own connection to the database of ``conn``; ExportFailed names why it failed."""
+    try:
+        return adbc.connect(libpq_uri(conn.engine.url), autocommit=True)
+    except (OSError, adbc.Error) as exc:
+        raise ExportFailed(f"PostgreSQL: {_server_message(exc)}") from exc
 
 
 def read_copy(
@@ -123,14 +134,14 @@ def read_copy(
     """The rows of ``stmt`` as DataFrames of at most ``chunk_rows`` rows.
 
     ``kinds`` gives the kind of every selected column, by label. An empty result yields one empty
-    frame, as ``pandas.read_sql`` does. A server error raises ExportFailed
+    frame, as ``pandas.read_sql`` does. A failed connection or a server error raises ExportFailed
     with the server's message.
     """
     schema = _schema([c.name for c in stmt.selected_columns], kinds)
     query = select_sql(conn, stmt)
     yielded = finished = False
     with (
-        adbc.connect(libpq_uri(conn.engine.url), autocommit=True) as reader_conn,
+        _connect(conn) as reader_conn,
         reader_conn.cursor(adbc_stmt_kwargs={_BATCH_OPTION: str(BATCH_BYTES)}) as cursor,
     ):
         try:

@@ -544,3 +544,20 @@ def test_the_engine_allocates_with_the_system_allocator_unless_told_otherwise(
         assert pa.default_memory_pool().backend_name == "mimalloc"
     finally:
         pa.set_memory_pool(before)
+
+
+def test_a_failed_fast_path_connection_names_the_servers_reason(
+    engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _postgres(engine)
+    from nano_export import pgcopy
+
+    elsewhere = engine.url.set(database="nano_export_no_such_database")
+    real = pgcopy.libpq_uri
+    monkeypatch.setattr(pgcopy, "libpq_uri", lambda _url: real(elsewhere))
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    with engine.connect() as conn, pytest.raises(ExportFailed) as failed:
+        list(pgcopy.read_copy(conn, plan.statement(raw=True), plan.dataset.kinds(), 10))
+    assert str(failed.value) == (
+        'PostgreSQL: FATAL:  database "nano_export_no_such_database" does not exist'
+    )
