@@ -38,6 +38,25 @@ SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 
 # --- methods, each run in a fresh child process ------------------------------------------------
 
+# Linux charges a child the peak RSS of the process it was forked from (the memory image it
+# replaces at exec counts), so a tool started from this Python process would report this process's
+# size. Tools are started by a bare interpreter (about 10 MB) that reports their own peak.
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "out = open(sys.argv[1], 'wb') if sys.argv[1] else None\n"
+    "subprocess.run(sys.argv[2:], stdout=out, check=True)\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+)
+#: Peak RSS (MB) of the last tool run by ``run_tool`` in this process.
+TOOL_RSS: list[float] = []
+
+
+def run_tool(command: list[str], stdout: Path | None = None) -> None:
+    """Run a command-line tool through the bare launcher and note its own peak RSS."""
+    launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(stdout or "")]
+    proc = subprocess.run([*launcher, *command], capture_output=True, text=True, check=True)
+    TOOL_RSS.append(int(proc.stderr.strip().splitlines()[-1]) / 1024)
+
 
 def method_engine(url: str, out: Path) -> int:
     """nano-export's engine, exactly as the CLI runs it."""
@@ -69,12 +88,7 @@ def method_naive_pandas(url: str, out: Path) -> int:
 def method_sqlite_cli(url: str, out: Path) -> int:
     """The sqlite3 command-line tool dumping the executions table as CSV."""
     db = make_url(url).database
-    with out.open("wb") as fh:
-        subprocess.run(
-            ["sqlite3", "-header", "-csv", str(db), "SELECT * FROM executions"],
-            stdout=fh,
-            check=True,
-        )
+    run_tool(["sqlite3", "-header", "-csv", str(db), "SELECT * FROM executions"], stdout=out)
     return -1
 
 
@@ -84,10 +98,7 @@ def method_psql_copy(url: str, out: Path) -> int:
     conn = (
         f"host={u.host or '127.0.0.1'} port={u.port or 5432} user={u.username} dbname={u.database}"
     )
-    subprocess.run(
-        ["psql", conn, "-q", "-c", f"\\copy executions TO '{out}' WITH (FORMAT csv, HEADER)"],
-        check=True,
-    )
+    run_tool(["psql", conn, "-q", "-c", f"\\copy executions TO '{out}' WITH (FORMAT csv, HEADER)"])
     return -1
 
 
@@ -107,15 +118,12 @@ def method_psql_copy_query(url: str, out: Path) -> int:
         f"host={u.host or '127.0.0.1'} port={u.port or 5432} user={u.username} dbname={u.database}"
     )
     one_line = " ".join(query.split())
-    subprocess.run(
-        ["psql", conn_str, "-q", "-c", f"\\copy ({one_line}) TO '{out}' WITH (FORMAT csv, HEADER)"],
-        check=True,
+    run_tool(
+        ["psql", conn_str, "-q", "-c", f"\\copy ({one_line}) TO '{out}' WITH (FORMAT csv, HEADER)"]
     )
     return -1
 
 
-#: Methods that run a command-line tool.
-TOOLS = ("sqlite3-cli", "psql-copy", "psql-query")
 METHODS = {
     "engine": method_engine,
     "naive-pandas": method_naive_pandas,
@@ -129,7 +137,7 @@ def child(method: str, url: str, out: str) -> None:
     """Run one method and print its figures as JSON.
 
     Libraries are imported before the clock starts: the figures compare export work, not imports.
-    A command-line tool's RSS is the tool's own, not this Python process's.
+    A command-line tool's RSS is the tool's own (see ``run_tool``), not this Python process's.
     """
     if method in ("engine", "naive-pandas", "psql-query"):
         import pandas  # noqa: F401
@@ -140,8 +148,8 @@ def child(method: str, url: str, out: str) -> None:
     wall = time.perf_counter() - start
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    rss = kids if method in TOOLS else max(own, kids)
-    print(json.dumps({"wall": wall, "rss_mb": rss / 1024, "rows": rows}))
+    rss = TOOL_RSS[-1] if TOOL_RSS else max(own, kids) / 1024
+    print(json.dumps({"wall": wall, "rss_mb": rss, "rows": rows}))
 
 
 def measure(method: str, url: str, folder: Path) -> dict[str, float]:
