@@ -143,6 +143,23 @@ def test_bad_input_and_refusals_exit_with_the_documented_codes(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("flags", [["--success", "--failed"], ["--failed", "--success"]])
+def test_success_and_failed_together_are_bad_input_and_export_nothing(
+    env: dict[str, str], tmp_path: Path, flags: list[str]
+) -> None:
+    out = tmp_path / "x.csv"
+    code, stdout, stderr = run(
+        "export", "evaluation-results", "--user", "ana", "--out", str(out), *flags
+    )
+    assert code == 2
+    assert "--success" in stderr and "--failed" in stderr
+    assert "Traceback" not in stderr
+    assert stdout == ""
+    assert not out.exists()
+    with get_engine(env["NANO_EXPORT_DATABASE_URL"]).connect() as conn:
+        assert conn.execute(select(exports.c.id)).first() is None
+
+
 def test_dry_run_checks_the_role_too(env: dict[str, str]) -> None:
     code, stdout, stderr = run(
         "export", "evaluation-results", "--user", "vic", "--privacy", "full", "--dry-run"

@@ -92,6 +92,7 @@ def _replace(args: list[str], flag: str, value: str | None) -> list[str]:
         (_replace(GOOD, "--email", "nobody"), "bad email address 'nobody'"),
         ([*GOOD, "--where", "cost_usd >"], "position"),
         ([*GOOD, "--where", "nope = 1"], "nope"),
+        ([*GOOD, "--success", "--failed"], "--success and --failed"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(

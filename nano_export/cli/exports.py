@@ -45,12 +45,8 @@ def filter_options(fn: Any) -> Any:
         click.option("--test", multiple=True, metavar="T", help="Only this test id or name."),
         click.option("--since", metavar="DATE", help="Runs started on or after DATE (UTC)."),
         click.option("--until", metavar="DATE", help="Runs started on or before DATE (UTC)."),
-        click.option(
-            "--success/--failed",
-            "success",
-            default=None,
-            help="Only successful (--success) or only failed (--failed) runs.",
-        ),
+        click.option("--success", is_flag=True, help="Only successful runs (not with --failed)."),
+        click.option("--failed", is_flag=True, help="Only failed runs (not with --success)."),
         click.option(
             "--where",
             metavar="EXPR",
@@ -82,7 +78,8 @@ def build_request(
     test: tuple[str, ...],
     since: str | None,
     until: str | None,
-    success: bool | None,
+    success: bool,
+    failed: bool,
     where: str | None,
     columns: str | None,
     rename: tuple[str, ...],
@@ -90,14 +87,22 @@ def build_request(
     use_gzip: bool,
     excel: bool = False,
 ) -> ExportRequest:
-    """An ExportRequest from the shared command-line options (privacy defaults to standard)."""
+    """An ExportRequest from the shared command-line options (privacy defaults to standard).
+
+    BadInput when both ``--success`` and ``--failed`` are given: neither means every run.
+    """
+    if success and failed:
+        raise BadInput(
+            "--success and --failed cannot be used together: give one of them, "
+            "or neither for every run"
+        )
     spec = FilterSpec(
         provider=provider,
         model=model,
         test=test,
         since=_parse_day(since, "--since"),
         until=_parse_day(until, "--until"),
-        success=success,
+        success=True if success else False if failed else None,
         where=where,
     )
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
