@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 PORT ?= 8501
+# Scheduled-export email links point at the dashboard `make run` serves, unless the user set one.
+RUN_BASE_URL = $(or $(NANO_EXPORT_BASE_URL),http://127.0.0.1:$(PORT))
 # Modules held to a higher coverage floor than the rest of the package.
 CORE := nano_export/filters.py nano_export/privacy.py nano_export/exporter.py nano_export/jobs.py
 
@@ -27,7 +29,7 @@ setup: $(TEST_STAMP)
 ## make run: set up, create the database, seed demo data and a demo login if empty, start the dashboard
 run: $(RUN_STAMP)
 	$(BIN)/nano-export demo
-	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+	NANO_EXPORT_BASE_URL='$(RUN_BASE_URL)' $(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 ## make test: set up and run the whole suite with its quality gates
 test: $(TEST_STAMP) chromium
