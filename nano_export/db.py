@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from nano_export import schema
-from nano_export.errors import InvalidSetting
+from nano_export.errors import InvalidSetting, QueryTimeout
 from nano_export.regex import sqlite_regexp
+from nano_export.settings import get_settings
 
 if TYPE_CHECKING:  # Alembic is imported when migrating, not by every process that reads
     from alembic.config import Config
@@ -146,3 +149,43 @@ def execution_count(engine: Engine) -> int:
     """How many executions are stored."""
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(schema.executions)).scalar_one())
+
+
+#: SQLSTATE of a statement cancelled by ``statement_timeout`` (``query_canceled``).
+_QUERY_CANCELED = "57014"
+
+
+@contextmanager
+def read_connection(engine: Engine, timeout_s: int | None = None) -> Iterator[Connection]:
+    """A connection for an interactive read, each statement limited to ``timeout_s`` seconds.
+
+    PostgreSQL only (``SET LOCAL statement_timeout``: it ends with the connection's transaction,
+    so a pooled connection never carries it into an export); SQLite has no such setting, and its
+    regex is linear-time. ``None`` takes ``NANO_EXPORT_QUERY_TIMEOUT_S``. A statement stopped by
+    the limit raises QueryTimeout.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            yield conn
+            return
+        seconds = get_settings().query_timeout_s if timeout_s is None else int(timeout_s)
+        conn.execute(text(f"SET LOCAL statement_timeout = {seconds * 1000}"))
+        try:
+            yield conn
+        except Exception as exc:
+            if _cancelled(exc):
+                raise QueryTimeout(seconds) from None
+            raise
+
+
+def _cancelled(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from (pandas wraps them), is query_canceled."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DBAPIError):
+            orig = exc.orig
+            code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+            return code == _QUERY_CANCELED
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -33,6 +33,17 @@ class InvalidFilter(BadInput):
         self.position = position
 
 
+class QueryTimeout(BadInput):
+    """An interactive query ran longer than ``NANO_EXPORT_QUERY_TIMEOUT_S`` and was stopped."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(
+            f"the query ran longer than {seconds} s (NANO_EXPORT_QUERY_TIMEOUT_S) and was "
+            "stopped; narrow the filters (fewer models, a shorter time range, a simpler where)"
+        )
+        self.seconds = seconds
+
+
 class UnknownDataset(BadInput):
     """No dataset of that name."""
 

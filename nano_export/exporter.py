@@ -304,7 +304,12 @@ def preview(
 ) -> pd.DataFrame:
     """The first ``limit`` rows of the plan exactly as the file would carry them (before CSV)."""
     with engine.connect() as conn:
-        frame = pd.read_sql(plan.statement().limit(limit), conn)
+        return preview_on(conn, plan, secret=secret, limit=limit)
+
+
+def preview_on(conn: Connection, plan: ExportPlan, *, secret: str, limit: int = 20) -> pd.DataFrame:
+    """``preview`` on a connection of the caller's (one with a time limit, for example)."""
+    frame = pd.read_sql(plan.statement().limit(limit), conn)
     return transform(frame, plan, secret=secret)
 
 

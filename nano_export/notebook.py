@@ -19,9 +19,9 @@ from sqlalchemy import Engine
 
 from nano_export import audit, jobs
 from nano_export.auth import load_users, role_of
-from nano_export.db import get_engine
+from nano_export.db import get_engine, read_connection
 from nano_export.errors import PermissionDenied
-from nano_export.exporter import count_rows, plan_export, preview
+from nano_export.exporter import count_rows, plan_export, preview_on
 from nano_export.models import (
     ALLOWED_LEVELS,
     AuditEvent,
@@ -77,7 +77,7 @@ class Client:
     def count(self, dataset: str = "evaluation-results", **filters: Any) -> int:
         """How many rows of ``dataset`` match the filters (provider, model, test, since, …)."""
         plan = plan_export(self._request(dataset, **filters))
-        with self.engine.connect() as conn:
+        with read_connection(self.engine, self.settings.query_timeout_s) as conn:
             return count_rows(conn, plan)
 
     def preview(
@@ -95,7 +95,8 @@ class Client:
             self.engine, user=self.user, role=self.role, request=request, interface="notebook"
         )
         plan = plan_export(request)
-        return preview(self.engine, plan, secret=self.settings.resolved_secret(), limit=limit)
+        with read_connection(self.engine, self.settings.query_timeout_s) as conn:
+            return preview_on(conn, plan, secret=self.settings.resolved_secret(), limit=limit)
 
     def export(
         self,

@@ -23,6 +23,7 @@ from sqlalchemy.sql.util import find_tables
 
 from nano_export import filters, privacy
 from nano_export.datasets import Dataset, get_dataset
+from nano_export.db import read_connection
 from nano_export.models import FilterSpec, Privacy
 from nano_export.schema import executions
 
@@ -79,7 +80,7 @@ def _need(ds: Dataset, name: str) -> ColumnElement[Any]:
 def count_rows(engine: Engine, *, dataset: str, spec: FilterSpec) -> int:
     """How many rows of ``dataset`` the spec selects."""
     ds = get_dataset(dataset)
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         return int(conn.execute(_lean(ds, spec, func.count())).scalar_one())
 
 
@@ -132,7 +133,7 @@ def median_latency(engine: Engine, *, dataset: str, spec: FilterSpec) -> float |
     lat = _latency(ds)
     if lat is None:
         return None
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         n = int(conn.execute(_lean(ds, spec, func.count(lat))).scalar_one())
         return _median(conn, ds, spec, lat, n)
 
@@ -190,7 +191,7 @@ def overview(
     provider, model = _need(ds, "provider"), _need(ds, "model")
     started = _need(ds, "started_at")
     ok, lat, cost = _success_int(ds), _latency(ds), _expr(ds, "cost_usd")
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         first, last, *lat_range = conn.execute(_bounds(ds, spec, started, lat)).one()
         if first is None:
             return _empty_overview(ok is not None, cost is not None)
@@ -400,7 +401,7 @@ def preview(
     """The first ``limit`` rows of the selection, redacted by ``privacy.apply_policy``."""
     ds = get_dataset(dataset)
     stmt = filters.apply_filters(ds.select(columns), spec, ds).limit(limit)
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         result = conn.execute(stmt)
         df = pd.DataFrame(result.all(), columns=list(result.keys()))
     return privacy.apply_policy(df, level=level, secret=secret)
@@ -445,7 +446,7 @@ def distinct_values(engine: Engine, *, field: Literal["provider", "model", "test
         "test": executions.c.test_id,
     }[field]
     stmt = select(column).distinct().where(column.is_not(None)).order_by(column)
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         return [str(v) for v in conn.execute(stmt).scalars()]
 
 
@@ -457,7 +458,7 @@ def models_by_provider(engine: Engine) -> dict[str, list[str]]:
         .order_by(executions.c.provider, executions.c.model)
     )
     out: dict[str, list[str]] = {}
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         for provider, model in conn.execute(stmt):
             out.setdefault(str(provider), []).append(str(model))
     return out

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: int = Field(
         60, ge=5, le=3600, description="Seconds after which a silent export is failed."
     )
+    query_timeout_s: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="Seconds an interactive query (Explore, notebook count/preview) may run "
+        "on PostgreSQL; exports have no limit.",
+    )
 
     @model_validator(mode="after")
     def _follow_data_dir(self) -> Settings:

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conftest import TEST_SECRET
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 from ui_data import ROWS, SECRET_PROMPT, insert_rows
 
-from nano_export import filters, queries, schema
+from nano_export import filters, jobs, queries, schema
 from nano_export.datasets import get_dataset
-from nano_export.errors import InvalidFilter
-from nano_export.models import FilterSpec
+from nano_export.errors import InvalidFilter, QueryTimeout
+from nano_export.models import ExportRequest, FilterSpec
+from nano_export.notebook import Client
 from nano_export.queries import Grain
 from nano_export.schema import execution_metrics, executions, interactions
+from nano_export.settings import Settings
 
 DS = "evaluation-results"
 
@@ -371,3 +379,88 @@ def test_log_latency_buckets_equal_a_plain_count_over_the_exported_rows(
         expected[key] = expected.get(key, 0) + 1
     got = queries.overview(varied, dataset=DS, spec=spec).latency_buckets
     assert {(r.model, r.bucket): r.runs for r in got.itertuples()} == expected
+
+
+#: Interactive reads of the Explore page and the notebook, each given engine and a notebook client.
+INTERACTIVE: dict[str, Callable[[Engine, Client], Any]] = {
+    "explore overview": lambda e, _: queries.overview(e, dataset=DS, spec=FilterSpec()),
+    "explore preview": lambda e, _: queries.preview(
+        e, dataset=DS, spec=FilterSpec(where="prompt ~ 'x+y'"), level="full", secret="s"
+    ),
+    "explore choices": lambda e, _: queries.distinct_values(e, field="provider"),
+    "notebook count": lambda _, nb: nb.count(DS, provider=["openai"]),
+    "notebook preview": lambda _, nb: nb.preview(DS, limit=3),
+}
+
+
+def _statement_timeouts(engine: Engine) -> set[str]:
+    """``statement_timeout`` of three connections of the pool at once (all it holds in tests)."""
+    conns = [engine.connect() for _ in range(3)]
+    try:
+        return {str(c.execute(text("SHOW statement_timeout")).scalar_one()) for c in conns}
+    finally:
+        for c in conns:
+            c.close()
+
+
+@contextmanager
+def _executions_locked(engine: Engine, seconds: float) -> Iterator[None]:
+    """Another session locks the executions table for ``seconds`` at most: reads of it wait."""
+    with engine.connect() as holder:
+        holder.execute(text("LOCK TABLE executions IN ACCESS EXCLUSIVE MODE"))
+        release = threading.Timer(seconds, holder.rollback)
+        release.start()
+        try:
+            yield
+        finally:
+            release.cancel()
+            release.join()
+            holder.rollback()
+
+
+@pytest.mark.parametrize("name", list(INTERACTIVE))
+def test_an_interactive_query_over_the_time_limit_is_stopped_with_a_clear_error(
+    data: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    if data.dialect.name != "postgresql":
+        pytest.skip("statement_timeout is PostgreSQL's; SQLite's regex is linear-time already")
+    monkeypatch.setenv("NANO_EXPORT_QUERY_TIMEOUT_S", "1")
+    notebook = Client(settings.model_copy(update={"query_timeout_s": 1}), user="ana", role="admin")
+    before = _statement_timeouts(data)
+    # A held lock makes any read of the table wait, deterministically, up to 10 s.
+    with _executions_locked(data, 10):
+        started = time.monotonic()
+        with pytest.raises(QueryTimeout, match=r"longer than 1 s \(NANO_EXPORT_QUERY_TIMEOUT_S\)"):
+            INTERACTIVE[name](data, notebook)
+        assert time.monotonic() - started < 5
+    INTERACTIVE[name](data, notebook)  # the same query runs once nothing holds it up
+    assert _statement_timeouts(data) == before  # SET LOCAL: no pooled connection keeps the limit
+
+
+def test_the_time_limit_leaves_normal_queries_and_exports_alone(
+    data: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NANO_EXPORT_QUERY_TIMEOUT_S", "1")
+    limited = settings.model_copy(update={"query_timeout_s": 1})
+    notebook = Client(limited, user="ana", role="admin")
+    assert queries.overview(data, dataset=DS, spec=FilterSpec()).summary.rows == 8
+    assert queries.count_rows(data, dataset=DS, spec=FilterSpec(where="prompt ~ 'x+y'")) == 0
+    assert notebook.count(DS) == 8 and len(notebook.preview(DS, limit=3)) == 3
+    if data.dialect.name != "postgresql":
+        return
+    # An export waits 1.5 s on a lock, longer than the limit, and still completes.
+    request = ExportRequest(dataset=DS, filters=FilterSpec(), privacy="full")
+    with _executions_locked(data, 1.5):
+        started = time.monotonic()
+        rec = jobs.submit_export(
+            data,
+            limited,
+            user="ana",
+            role="admin",
+            request=request,
+            interface="notebook",
+            wait=True,
+            out_path=tmp_path / "all.csv",
+        )
+    assert time.monotonic() - started >= 1.5
+    assert (rec.status, rec.rows_done) == ("succeeded", 8), rec.error

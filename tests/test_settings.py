@@ -16,6 +16,7 @@ def test_defaults_put_everything_under_the_data_folder(tmp_path: Path) -> None:
     assert s.auth_file == tmp_path / "auth.yaml"
     assert s.db_url == f"sqlite:///{tmp_path / 'nano-export.db'}"
     assert s.max_concurrent_exports == 3
+    assert s.query_timeout_s == 30
 
 
 def test_environment_variables_with_the_prefix_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,6 +34,7 @@ def test_environment_variables_with_the_prefix_are_read(monkeypatch: pytest.Monk
         ("NANO_EXPORT_CHUNK_ROWS", "many"),
         ("NANO_EXPORT_DATABASE_URL", "not a url"),
         ("NANO_EXPORT_BASE_URL", "example.org"),
+        ("NANO_EXPORT_QUERY_TIMEOUT_S", "0"),
     ],
 )
 def test_a_bad_setting_is_refused_with_its_name(
