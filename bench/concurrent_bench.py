@@ -42,7 +42,10 @@ except SystemExit as exc:
 except Exception as exc:
     print(repr(exc), file=sys.stderr)
     code = 1
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process's own peak: ru_maxrss would count the parent's size at exec.
+status = Path("/proc/self/status").read_text()
+hwm = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
+rss = int(hwm[0]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"code": code, "wall": time.perf_counter() - start, "rss_mb": rss}))
 """
 
