@@ -483,24 +483,21 @@ def test_only_finished_exports_kept_in_the_export_folder_are_downloadable(
     records = {r.id: r for r in jobs.list_exports(engine, user="ann")}
     downloadable = {i for i, r in records.items() if jobs.downloadable(r, settings.export_dir)}
     assert downloadable == {"kept1"}
+
+    def open_as_ann(export_id: str) -> Path:
+        path, _ = jobs.open_download(
+            engine,
+            export_id=export_id,
+            user="ann",
+            role="analyst",
+            interface="api",
+            export_dir=settings.export_dir,
+        )
+        return path
+
     for export_id in rows:
         if export_id in downloadable:
-            path, _ = jobs.open_download(
-                engine,
-                export_id=export_id,
-                user="ann",
-                role="analyst",
-                interface="api",
-                export_dir=settings.export_dir,
-            )
-            assert path == kept
+            assert open_as_ann(export_id) == kept
         else:
             with pytest.raises(NotReady):
-                jobs.open_download(
-                    engine,
-                    export_id=export_id,
-                    user="ann",
-                    role="analyst",
-                    interface="api",
-                    export_dir=settings.export_dir,
-                )
+                open_as_ann(export_id)
