@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, literal, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from nano_export import privacy
 from nano_export.datasets import FREE_TEXT, IDENTITY, Column, Dataset
 from nano_export.errors import InvalidFilter
 from nano_export.models import FilterSpec, Privacy
@@ -219,10 +220,33 @@ def compile_where(node: Node, dataset: Dataset) -> Condition:
             expr = _column(dataset, name).expr
             return expr.is_not(None) if negated else expr.is_(None)
         case InList(column=name, values=values, negated=negated):
-            return _in_list(_column(dataset, name), values, negated)
+            cond = _in_list(_column(dataset, name), values, negated)
+            return _unmasked(cond, [_column(dataset, name)], negated=negated)
         case Compare():
-            return _compare(node, dataset)
+            cond = _compare(node, dataset)
+            cols = [_column(dataset, node.column)]
+            if isinstance(node.operand, Name):
+                cols.append(_column(dataset, node.operand))
+            return _unmasked(cond, cols, negated=node.op in ("!=", "!~"))
     raise AssertionError(node)  # pragma: no cover
+
+
+def _unmasked(cond: Condition, columns: list[Column], *, negated: bool) -> Condition:
+    """``cond``, except on free text that may hold masked content, where it is a constant.
+
+    The stored text still holds what every file masks (credentials; at ``standard`` also emails
+    and home-directory names). Counting the rows a condition on it matches would reveal the masked
+    value one guess at a time, so such text never matches a condition: a positive one (``~``,
+    ``=``, ``in``, ``<`` …) is false there and a negated one (``!~``, ``!=``, ``not in``) true,
+    whatever the text is. Conditions on other text stay exact.
+    """
+    guards = [privacy.MayBeMasked(c.expr) for c in columns if c.name in FREE_TEXT]
+    if not guards:
+        return cond
+    masked = or_(*guards)
+    # The condition first: the screen is the costlier test (PostgreSQL's regex engine takes about
+    # 10 µs a text for it), and SQL stops at the first AND that fails or OR that holds.
+    return or_(cond, masked) if negated else and_(cond, not_(masked))
 
 
 def _column(dataset: Dataset, name: Name) -> Column:

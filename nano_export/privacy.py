@@ -18,10 +18,15 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlalchemy import Boolean, or_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 
 from nano_export.datasets import FREE_TEXT, IDENTITY
 from nano_export.errors import BadInput, InvalidSetting, PermissionDenied
@@ -205,18 +210,23 @@ _RULES: tuple[_Rule, ...] = (
     ),
 )
 
-# RE2 (pyarrow) pre-screen: matches every text that a rule above could change, and few others.
-# It must stay a superset of the rules: tests check this on every corpus entry.
-_CREDENTIAL_SCREEN = (
+# Pre-screen: matches every text that a rule above could change, and few others. It must stay a
+# superset of the rules: tests check this on every corpus entry. Written as a case-sensitive and a
+# case-insensitive part, so that it reads the same in RE2 (pyarrow, SQLite's regexp) and, with
+# \b left out (only a wider match), in PostgreSQL's regular expressions (``masked_text_sql``).
+_CREDENTIAL_CASED = (
     r"PRIVATE KEY|://[^\s/]*:[^\s/]*@|://[^\s/@]*:[^\s/@]*/[^\s]*@|hooks\.slack\.com/"
     r"|\bsk-[A-Za-z0-9_-]{20}|[sr]k_(?:live|test)_|A(?:KIA|SIA)[A-Z0-9]{16}"
     r"|gh[pousr]_[A-Za-z0-9]{30}|github_pat_|xox[abprs]-|xapp-|AIza|hf_[A-Za-z0-9]{30}"
     r"|eyJ[A-Za-z0-9_-]{8}|" + _GITLAB + r"[A-Za-z0-9_-]{20}|npm_[A-Za-z0-9]{36}|ya29\.|[?&;]sig="
-    r"|(?i:(?:passwd|password|passphrase|pwd|secret|key|token|authorization|signature)\\?[\"']?"
+)
+_CREDENTIAL_ANY_CASE = (
+    r"(?:passwd|password|passphrase|pwd|secret|key|token|authorization|signature)\\?[\"']?"
     r"[ \t]*[:=]|bearer[ \t]|--[A-Za-z0-9_-]*(?:pass|pwd|secret|key|token)[A-Za-z_-]*"
     r"(?:[ \t]|\\?[\"'][ \t]*,)"
-    r"|mysql[^\n]*[ \t]-p)"
+    r"|mysql[^\n]*[ \t]-p"
 )
+_CREDENTIAL_SCREEN = f"{_CREDENTIAL_CASED}|(?i:{_CREDENTIAL_ANY_CASE})"
 
 
 def _replacement(match: re.Match[str]) -> str:
@@ -261,7 +271,9 @@ _HOME = re.compile(
     re.ASCII,
 )
 # RE2 (pyarrow) pre-screen for the two patterns above.
-_PERSONAL_SCREEN = r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]|/home/|/Users/|(?i:users\\)"
+_PERSONAL_CASED = r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]|/home/|/Users/"
+_PERSONAL_ANY_CASE = r"users\\"
+_PERSONAL_SCREEN = f"{_PERSONAL_CASED}|(?i:{_PERSONAL_ANY_CASE})"
 
 
 def _home_replacement(match: re.Match[str]) -> str:
@@ -314,6 +326,42 @@ def _hash_series(series: pd.Series, secret: str) -> pd.Series:
 
 
 # --- free text ---------------------------------------------------------------------------------
+
+
+# --- free text in filters ----------------------------------------------------------------------
+
+
+class MayBeMasked(ColumnElement[bool]):
+    """SQL: the text may hold something a privacy level masks (a credential, an email, a
+    home-directory name), by the pre-screen above. True for every such text, false for text that
+    every level shows unchanged; NULL for NULL.
+
+    A ``where`` on free text is evaluated on the stored text, so it is guarded with this: a
+    condition on text that a mask covers would let row counts spell out the masked value.
+    """
+
+    inherit_cache = False
+    type = Boolean()
+
+    def __init__(self, text: ColumnElement[Any]) -> None:
+        self.text = text
+
+
+@compiles(MayBeMasked)
+def _may_be_masked_re2(element: MayBeMasked, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite (and any engine whose regexp is RE2, like nano-export's SQLite connections).
+    screen = f"{_CREDENTIAL_SCREEN}|{_PERSONAL_SCREEN}"
+    return f"({compiler.process(element.text.regexp_match(screen), **kw)})"
+
+
+@compiles(MayBeMasked, "postgresql")
+def _may_be_masked_pg(element: MayBeMasked, compiler: SQLCompiler, **kw: Any) -> str:
+    # PostgreSQL's regular expressions: no (?i:…) groups (the case-insensitive part goes to ~*)
+    # and \b means backspace there (left out: the screen only widens).
+    cased = f"{_CREDENTIAL_CASED}|{_PERSONAL_CASED}".replace(r"\b", "")
+    any_case = f"{_CREDENTIAL_ANY_CASE}|{_PERSONAL_ANY_CASE}"
+    guard = or_(element.text.regexp_match(cased), element.text.regexp_match(any_case, flags="i"))
+    return f"({compiler.process(guard, **kw)})"
 
 
 def _redact_series(series: pd.Series, screen: str, redact: Callable[[str], str]) -> pd.Series:

@@ -871,3 +871,31 @@ def test_columns_for_level_leaves_out_free_text_at_public_only() -> None:
     assert columns_for_level(names, "public") == ["execution_id", "model", "user"]
     assert columns_for_level(names, "standard") == names
     assert columns_for_level(names, "full") == names
+
+
+# --- the screen in SQL (filters on free text) ----------------------------------------------------
+
+
+def _corpus_texts() -> list[str]:
+    texts = [f"token {secret} here" for _kind, secret in TOKENS]
+    texts += [text for _kind, text, _expected in IN_CONTEXT]
+    texts += list(LOOK_ALIKES) + [f"{name}=hunter2" for name in KEY_NAMES]
+    texts += ["mail bob@example.com", "cat /home/alice/x", r"C:\Users\carol\y", "plain words"]
+    return texts
+
+
+def test_the_sql_screen_flags_every_text_a_level_would_change_on_either_database(engine) -> None:
+    from sqlalchemy import Text, literal, select, union_all
+
+    texts = _corpus_texts()
+    rows = union_all(*(select(literal(t, Text).label("t")) for t in texts)).subquery("corpus")
+    with engine.connect() as conn:
+        unflagged = set(
+            conn.execute(
+                select(rows.c.t).where(~privacy.MayBeMasked(rows.c.t))  # type: ignore[arg-type]
+            ).scalars()
+        )
+    changed = {t for t in texts if mask_personal(redact_credentials(t)) != t}
+    assert changed, "the corpus holds credentials"
+    assert not changed & unflagged  # never lets masked text through
+    assert "plain words" in unflagged and "disk-usage" in unflagged  # and is not everything
