@@ -160,6 +160,26 @@ def test_success_and_failed_together_are_bad_input_and_export_nothing(
         assert conn.execute(select(exports.c.id)).first() is None
 
 
+@pytest.mark.parametrize(
+    ("name", "flags", "hint"),
+    [("x.csv", ["--gzip"], "x.csv.gz"), ("x.csv.gz", [], "--gzip"), ("x.gz", [], "--gzip")],
+)
+def test_an_out_file_name_must_say_whether_it_is_gzip(
+    env: dict[str, str], tmp_path: Path, name: str, flags: list[str], hint: str
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / name
+    code, _stdout, stderr = run(
+        "export", "evaluation-results", "--user", "ana", "--out", str(out), *flags
+    )
+    assert code == 2, stderr
+    assert name in stderr and hint in stderr and "Traceback" not in stderr
+    assert not list(folder.iterdir())
+    with get_engine(env["NANO_EXPORT_DATABASE_URL"]).connect() as conn:
+        assert conn.execute(select(exports.c.id)).first() is None
+
+
 def test_dry_run_checks_the_role_too(env: dict[str, str]) -> None:
     code, stdout, stderr = run(
         "export", "evaluation-results", "--user", "vic", "--privacy", "full", "--dry-run"

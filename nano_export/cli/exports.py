@@ -145,6 +145,11 @@ def _out_path(out: Path | None, dataset: str, request: ExportRequest, several: b
         return out / default_name
     if not out.parent.is_dir():
         raise BadInput(f"--out: folder {out.parent} does not exist")
+    gzipped = request.format == "csv.gz"
+    if gzipped and not out.name.endswith(".gz"):
+        raise BadInput(f"--out {out}: --gzip writes gzip data; name the file {out.name}.gz")
+    if not gzipped and out.name.endswith(".gz"):
+        raise BadInput(f"--out {out}: a .gz name needs --gzip (the file would be plain CSV)")
     return out
 
 
@@ -215,9 +220,10 @@ def export(
             size = estimate_bytes(engine, plan, secret=app.settings.resolved_secret(), rows=rows)
             click.echo(f"{request.dataset}: {rows} rows, about {_human(size)}")
         return
+    several = len(requests) > 1
+    paths = [_out_path(out, r.dataset, r, several=several) for r in requests]  # all checked first
     failed = False
-    for request in requests:
-        path = _out_path(out, request.dataset, request, several=len(requests) > 1)
+    for request, path in zip(requests, paths, strict=True):
         bar = _Bar(request.dataset)
         try:
             rec = jobs.submit_export(
