@@ -165,6 +165,29 @@ def test_syntax_errors_say_what_and_where(text: str, message: str, position: int
         assert str(caught.value).endswith(f"(at position {position})")
 
 
+def test_posix_classes_are_accepted_without_a_python_warning(engine) -> None:
+    import warnings
+
+    from nano_export import queries
+    from nano_export.schema import executions
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Python's re warned "Possible nested set" here
+        parse_where("test_id ~ '[[:digit:]]{3}'")
+    with engine.begin() as conn:
+        conn.execute(
+            executions.insert(),
+            [
+                {"id": i, "source_key": f"p{i}", "test_id": t, "provider": "openai",
+                 "model": "m", "started_at": datetime(2025, 8, 1, tzinfo=UTC), "success": True,
+                 "source": "test"}
+                for i, t in ((1, "run_123"), (2, "run_12"), (3, "abc"))
+            ],
+        )  # fmt: skip
+    spec = FilterSpec(where="test_id ~ '[[:digit:]]{3}'")
+    assert queries.count_rows(engine, dataset="evaluation-results", spec=spec) == 1
+
+
 def test_portable_regex_constructs_are_accepted() -> None:
     for pattern in (
         r"(?i)washington",

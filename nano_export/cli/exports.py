@@ -42,7 +42,9 @@ def filter_options(fn: Any) -> Any:
     options = [
         click.option("--provider", multiple=True, metavar="P", help="Only this provider (repeat)."),
         click.option("--model", multiple=True, metavar="M", help="Only this model id (repeat)."),
-        click.option("--test", multiple=True, metavar="T", help="Only this test id or name."),
+        click.option(
+            "--test", multiple=True, metavar="T", help="Only this test id or name (repeat)."
+        ),
         click.option("--since", metavar="DATE", help="Runs started on or after DATE (UTC)."),
         click.option("--until", metavar="DATE", help="Runs started on or before DATE (UTC)."),
         click.option("--success", is_flag=True, help="Only successful runs (not with --failed)."),
