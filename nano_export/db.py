@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from nano_export import schema
-from nano_export.errors import InvalidSetting, QueryTimeout
+from nano_export.errors import BadInput, InvalidSetting, QueryTimeout
 from nano_export.regex import sqlite_regexp
 from nano_export.settings import get_settings
 
@@ -55,16 +56,45 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.create_function("regexp", 2, sqlite_regexp, deterministic=True)
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout."""
+def _parse(url: str) -> URL:
     try:
-        parsed = make_url(url)
+        return make_url(url)
     except ArgumentError as exc:
         raise InvalidSetting(f"NANO_EXPORT_DATABASE_URL: cannot parse {url!r}: {exc}") from None
+
+
+def _sqlite_file(parsed: URL) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database or a ``file:`` URI."""
+    db = parsed.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return Path(db)
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty, readable by its owner only, unless it exists (left as it is).
+
+    The database holds the raw, unmasked text; SQLite gives its -wal and -shm files the main
+    file's permissions.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout.
+
+    A SQLite file that does not exist yet is created here, with mode 0600.
+    """
+    parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
-        db = parsed.database
-        if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_file(parsed)
+        if path is not None:
+            _create_private(path)
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -143,6 +173,33 @@ def compile_bound(conn: Connection, stmt: ClauseElement) -> tuple[SQLCompiler, d
 def has_schema(engine: Engine) -> bool:
     """Whether the schema has been created in this database."""
     return inspect(engine).has_table("executions")
+
+
+def require_database(url: str, *, pointer: str = "--db") -> Engine:
+    """The engine of the nano-export database at ``url``; BadInput naming it where there is none.
+
+    A SQLite file is looked for before any engine is made, so a wrong path never leaves an empty
+    file (or folder) behind; any other database must exist, be reachable and have the schema.
+    ``pointer`` names what the caller may point at the right database (``--db``, ``connect()``).
+    """
+    parsed = _parse(url)
+    shown = parsed.render_as_string(hide_password=True)
+    missing = BadInput(
+        f"no nano-export database at {shown}; run `nano-export init` there first, or point "
+        f"NANO_EXPORT_DATA_DIR, NANO_EXPORT_DATABASE_URL or {pointer} at the right one"
+    )
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is None or not path.is_file():
+            raise missing
+    engine = get_engine(url)
+    try:
+        present = has_schema(engine)
+    except OperationalError as exc:
+        raise BadInput(f"cannot connect to {shown}: {str(exc.orig).strip()}") from None
+    if not present:
+        raise missing
+    return engine
 
 
 def execution_count(engine: Engine) -> int:

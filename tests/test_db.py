@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 from sqlalchemy import inspect, select
 
 from nano_export import schema
@@ -34,3 +40,40 @@ def test_costs_follow_the_pricing_table() -> None:
     assert cached is not None
     assert cached.cached_savings_usd == round(1000 * (1.25 - 0.125) / 1e6, 6)
     assert compute_costs("unknown-model", input_tokens=1, output_tokens=1) is None
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The common umask 022, under which a file created without care is world-readable."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_a_new_sqlite_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "nano-export.db"
+    engine = get_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    assert _mode(path) == 0o600
+    with engine.connect() as conn:  # WAL and shared-memory files exist while a connection is open
+        conn.execute(select(schema.executions.c.id)).all()
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                assert _mode(side) == 0o600, suffix
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_an_existing_sqlite_file_keeps_its_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    path.touch()
+    path.chmod(0o640)
+    upgrade(get_engine(f"sqlite:///{path}"))
+    assert _mode(path) == 0o640
