@@ -9,18 +9,20 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from nano_export import audit, jobs
 from nano_export.auth import load_users, role_of
-from nano_export.db import get_engine, read_connection
-from nano_export.errors import PermissionDenied
+from nano_export.db import get_engine, read_connection, require_database
+from nano_export.errors import BadInput, PermissionDenied
 from nano_export.exporter import count_rows, plan_export, preview_on
 from nano_export.models import (
     ALLOWED_LEVELS,
@@ -63,16 +65,18 @@ class Client:
         excel: bool = False,
         **filters: Any,
     ) -> ExportRequest:
-        spec = FilterSpec(**{k: _tuple(v) for k, v in filters.items() if v is not None})
-        return ExportRequest(
-            dataset=dataset,
-            filters=spec,
-            columns=list(columns) if columns else None,
-            rename=rename or {},
-            privacy=privacy or self.default_privacy,
-            format="csv.gz" if gzip else "csv",
-            excel=excel,
-        )
+        try:
+            return ExportRequest(
+                dataset=dataset,
+                filters=_filter_spec(filters),
+                columns=list(columns) if columns else None,
+                rename=rename or {},
+                privacy=privacy or self.default_privacy,
+                format="csv.gz" if gzip else "csv",
+                excel=excel,
+            )
+        except ValidationError as exc:
+            raise BadInput(_readable(exc)) from None
 
     def count(self, dataset: str = "evaluation-results", **filters: Any) -> int:
         """How many rows of ``dataset`` match the filters (provider, model, test, since, …)."""
@@ -143,21 +147,47 @@ class Client:
             return audit.list_events(conn, since=since)
 
 
-def _tuple(value: Any) -> Any:
-    if isinstance(value, str | date | datetime | bool):
-        return value
-    if isinstance(value, Sequence):
-        return tuple(value)
-    return value
+#: Filters that take several names; a single string is one name.
+_LIST_FILTERS = frozenset({"provider", "model", "test"})
+
+
+def _filter_spec(filters: dict[str, Any]) -> FilterSpec:
+    """The FilterSpec of a call's filter keywords; BadInput for one that is not a filter."""
+    known = list(FilterSpec.model_fields)
+    for name in filters:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise BadInput(f"unknown filter {name!r}; {hint}the filters are: {', '.join(known)}")
+    values: dict[str, Any] = {}
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if name in _LIST_FILTERS:
+            value = (value,) if isinstance(value, str) else value
+            value = tuple(value) if isinstance(value, Sequence) else value
+        values[name] = value
+    return FilterSpec(**values)
+
+
+def _readable(exc: ValidationError) -> str:
+    """One line naming each invalid field (once, even in a union), its value and what it needs."""
+    parts: dict[str, str] = {}
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "request"
+        parts.setdefault(field, f"{field} {err['input']!r}: {err['msg']}")
+    return "invalid " + "; ".join(parts.values())
 
 
 def connect(url: str | None = None, *, user: str, role: Role | None = None) -> Client:
     """A client for ``user`` on the database at ``url`` (default: the configured one).
 
     The role comes from the dashboard's credentials file. Only where no users file exists yet (a
-    personal database) may ``role`` be passed for a name it does not hold.
+    personal database) may ``role`` be passed for a name it does not hold. A database that does
+    not exist or lacks the schema raises BadInput here, before any query, and creates nothing.
     """
     settings = get_settings(**({"database_url": url} if url else {}))
+    require_database(settings.db_url, pointer="the url given to connect()")
     found = role_of(settings.auth_file, user.lower())
     if found is None and load_users(settings.auth_file):
         raise PermissionDenied(

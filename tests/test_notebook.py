@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from factories import SECRET, hold_slots, insert_executions, write_users
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 import nano_export
 from nano_export.db import get_engine
-from nano_export.errors import ExportLimitReached, PermissionDenied
+from nano_export.errors import BadInput, ExportLimitReached, PermissionDenied
 from nano_export.settings import Settings
 
 
@@ -91,3 +95,108 @@ def test_the_package_exposes_connect_lazily() -> None:
     assert nano_export.Client.__name__ == "Client"
     with pytest.raises(AttributeError):
         nano_export.nothing_here  # noqa: B018
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with no nano-export data and no NANO_EXPORT_* location settings."""
+    for name in ("DATA_DIR", "DATABASE_URL", "AUTH_FILE", "EXPORT_DIR"):
+        monkeypatch.delenv(f"NANO_EXPORT_{name}", raising=False)
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_connecting_to_a_missing_sqlite_file_says_so_and_creates_nothing(elsewhere: Path) -> None:
+    with pytest.raises(BadInput, match=r"no nano-export database at sqlite:///nope/x\.db") as info:
+        nano_export.connect("sqlite:///nope/x.db", user="ann")
+    assert "nano-export init" in str(info.value)
+    absolute = elsewhere / "other" / "y.db"
+    with pytest.raises(BadInput, match="no nano-export database"):
+        nano_export.connect(f"sqlite:///{absolute}", user="ann", role="analyst")
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def schemaless_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database that exists but has no nano-export schema: an empty SQLite file, a new PG db."""
+    if request.param == "sqlite":
+        path = tmp_path / "empty.db"
+        path.touch()
+        yield f"sqlite:///{path}"
+        return
+    server: str = request.getfixturevalue("pg_server_url")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"nano_export_empty_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_connecting_to_a_database_without_the_schema_says_so(
+    schemaless_url: str, elsewhere: Path
+) -> None:
+    with pytest.raises(BadInput, match=r"no nano-export database at .*nano-export init"):
+        nano_export.connect(schemaless_url, user="ann", role="analyst")
+
+
+@pytest.mark.postgres
+def test_connecting_to_a_postgres_database_that_does_not_exist_says_so(
+    pg_server_url: str, elsewhere: Path
+) -> None:
+    name = f"nano_export_missing_{uuid.uuid4().hex[:8]}"
+    missing = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
+    with pytest.raises(BadInput, match=r"cannot connect to .*does not exist"):
+        nano_export.connect(missing, user="ann", role="viewer")
+
+
+def test_a_single_name_is_accepted_where_a_list_is(configured: Settings) -> None:
+    nx = nano_export.connect(configured.db_url, user="ann")
+    assert nx.count("evaluation-results", provider="openai", success=True) == 9
+    assert nx.count("evaluation-results", provider="openai") == nx.count(
+        "evaluation-results", provider=["openai"]
+    )
+    assert nx.count("evaluation-results", model="gpt-5-mini", test="test_1") == nx.count(
+        "evaluation-results", model=["gpt-5-mini"], test=["test_1"]
+    )
+    df = nx.preview("evaluation-results", model="gpt-5-mini", limit=50)
+    assert set(df["model"]) == {"gpt-5-mini"}
+
+
+def test_an_unknown_filter_keyword_names_it_and_the_known_ones(configured: Settings) -> None:
+    nx = nano_export.connect(configured.db_url, user="ann")
+    with pytest.raises(BadInput, match="unknown filter 'provder'") as info:
+        nx.count("evaluation-results", provder=["openai"])
+    message = str(info.value)
+    for name in ("provider", "model", "test", "since", "until", "success", "where"):
+        assert name in message
+    assert "Extra inputs" not in message
+    with pytest.raises(BadInput, match="unknown filter 'sucess'; did you mean 'success'"):
+        nx.preview("evaluation-results", sucess=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"success": "maybe"}, "success"),
+        ({"provider": [1]}, "provider"),
+        ({"privacy": "secret"}, "privacy"),
+    ],
+)
+def test_invalid_values_raise_a_readable_bad_input(
+    configured: Settings, kwargs: dict[str, object], field: str
+) -> None:
+    nx = nano_export.connect(configured.db_url, user="ann")
+    with pytest.raises(BadInput) as info:
+        nx.preview("evaluation-results", **kwargs)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert field in message
+    assert "validation error" not in message and "pydantic" not in message
+    assert "\n" not in message

@@ -7,15 +7,13 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
-from nano_export.db import get_engine, has_schema
-from nano_export.errors import BadInput, NanoExportError
+from nano_export.db import get_engine, require_database
+from nano_export.errors import NanoExportError
 from nano_export.settings import Settings, get_settings
 
 P = ParamSpec("P")
@@ -48,15 +46,7 @@ class AppContext:
         Checked before connecting, so a command run in the wrong folder never leaves an empty
         SQLite file behind.
         """
-        url = make_url(self.settings.db_url)
-        missing = url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file()
-        if missing or not has_schema(self.engine):
-            raise BadInput(
-                f"no nano-export database at {url.render_as_string(hide_password=True)}; "
-                "run `nano-export init` there first, or point NANO_EXPORT_DATA_DIR, "
-                "NANO_EXPORT_DATABASE_URL or --db at the right one"
-            )
-        return self.engine
+        return require_database(self.settings.db_url, pointer="--db")
 
 
 pass_app = click.make_pass_decorator(AppContext)
