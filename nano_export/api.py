@@ -184,7 +184,8 @@ async def _read_request(request: Request, caller: Caller) -> ExportRequest:
     if not isinstance(data, dict):
         raise BadInput("the request body must be a JSON object with at least 'dataset'")
     try:
-        return ExportRequest.model_validate(data)
+        # Strict JSON: true/false for booleans (not "yes" or 0), arrays for lists.
+        return ExportRequest.model_validate_json(body, strict=True)
     except ValidationError as exc:
         message, _ = _validation_message(exc)
         raise BadInput(message) from None

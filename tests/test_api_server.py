@@ -358,6 +358,21 @@ def test_another_users_export_is_404_like_a_missing_one_but_admins_see_it(
             "since",
             id="since-after-until",
         ),
+        pytest.param(
+            b'{"dataset": "evaluation-results", "filters": {"success": "yes"}}',
+            "filters.success",
+            id="success-not-a-boolean",
+        ),
+        pytest.param(
+            b'{"dataset": "evaluation-results", "filters": {"success": 0}}',
+            "filters.success",
+            id="success-a-number",
+        ),
+        pytest.param(
+            b'{"dataset": "evaluation-results", "filters": {"provider": "openai"}}',
+            "array",
+            id="provider-not-a-list",
+        ),
     ],
 )
 def test_invalid_requests_get_422_with_the_reason(
