@@ -418,3 +418,14 @@ def test_kill_9_mid_export_leaves_no_file_and_the_export_is_failed(
         "execution_id <= 10",
     )
     assert code == 0
+
+
+def test_a_filter_value_no_run_has_gets_a_hint_and_still_runs(env: dict[str, str]) -> None:
+    code, stdout, stderr = run(
+        "export", "evaluation-results", "--user", "ana", "--provider", "opneai",
+        "--model", "gpt-5-mini", "--dry-run",
+    )  # fmt: skip
+    assert code == 0
+    assert "evaluation-results: 0 rows" in stdout
+    assert "no run has provider 'opneai'" in stderr and "did you mean 'openai'?" in stderr
+    assert "model" not in stderr  # gpt-5-mini exists: no hint for it

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
+from sqlalchemy import Engine
 
 from nano_export import audit as audit_log
-from nano_export import filters, jobs
+from nano_export import filters, jobs, queries
 from nano_export.auth import role_of
 from nano_export.cli.common import AppContext, echo_table, handle_errors, pass_app
 from nano_export.datasets import DATASETS
@@ -211,6 +213,7 @@ def export(
         options["privacy"] = "public" if role == "viewer" else "standard"
     requests = [build_request(d, **options) for d in datasets]
     engine = app.database()
+    _hint_unknown_values(engine, requests[0].filters)
     if dry_run:
         for request in requests:
             plan = plan_export(request)
@@ -248,6 +251,24 @@ def export(
             click.echo(f"Error: export of {request.dataset} {rec.status}: {rec.error}", err=True)
     if failed:
         raise ExportFailed("one or more exports failed; no partial file was left")
+
+
+def _hint_unknown_values(engine: Engine, spec: FilterSpec) -> None:
+    """Warn on stderr about a provider or model that no run has: a typo would give 0 rows."""
+    fields: tuple[tuple[Literal["provider", "model"], tuple[str, ...]], ...] = (
+        ("provider", spec.provider),
+        ("model", spec.model),
+    )
+    for field, values in fields:
+        if not values:
+            continue
+        known = queries.distinct_values(engine, field=field)
+        for value in values:
+            if value in known:
+                continue
+            close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known[:12])}"
+            click.echo(f"Warning: no run has {field} {value!r} ({hint})", err=True)
 
 
 def _human(size: int) -> str:
