@@ -429,3 +429,27 @@ def test_a_filter_value_no_run_has_gets_a_hint_and_still_runs(env: dict[str, str
     assert "evaluation-results: 0 rows" in stdout
     assert "no run has provider 'opneai'" in stderr and "did you mean 'openai'?" in stderr
     assert "model" not in stderr  # gpt-5-mini exists: no hint for it
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "line"),
+    [
+        ("cancelled", "cancelled", "export of evaluation-results was cancelled"),
+        ("failed", "disk full", "export of evaluation-results failed: disk full"),
+    ],
+)
+def test_an_export_that_did_not_finish_says_so_once(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, status: str, error: str, line: str
+) -> None:
+    from factories import insert_export
+
+    from nano_export import jobs
+
+    engine = get_engine(env["NANO_EXPORT_DATABASE_URL"])
+    export_id = insert_export(engine, owner="ana", status=status, error=error)
+    record = jobs.get_export(engine, export_id=export_id, user="ana", role="analyst")
+    monkeypatch.setattr(jobs, "submit_export", lambda *_a, **_k: record)
+    code, _, stderr = run("export", "evaluation-results", "--user", "ana")
+    assert code == 1
+    assert f"Error: {line}\n" in stderr
+    assert stderr.count(status) == 1  # not "cancelled: cancelled"

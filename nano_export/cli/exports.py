@@ -227,7 +227,7 @@ def export(
         return
     several = len(requests) > 1
     paths = [_out_path(out, r.dataset, r, several=several) for r in requests]  # all checked first
-    failed = False
+    unfinished = 0
     for request, path in zip(requests, paths, strict=True):
         bar = _Bar(request.dataset)
         try:
@@ -246,11 +246,14 @@ def export(
             bar.close()
         if rec.status == "succeeded":
             click.echo(f"{rec.file_path}: {rec.rows_done} rows ({_human(rec.bytes or 0)})")
-        else:
-            failed = True
-            click.echo(f"Error: export of {request.dataset} {rec.status}: {rec.error}", err=True)
-    if failed:
-        raise ExportFailed("one or more exports failed; no partial file was left")
+            continue
+        unfinished += 1
+        what = "was cancelled" if rec.status == "cancelled" else f"{rec.status}: {rec.error}"
+        click.echo(f"Error: export of {request.dataset} {what}", err=True)
+    if unfinished:
+        raise ExportFailed(
+            f"{unfinished} of {len(requests)} export(s) did not finish; no partial file was left"
+        )
 
 
 def _hint_unknown_values(engine: Engine, spec: FilterSpec) -> None:
