@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from factories import SECRET, hold_slots, insert_executions, insert_export, take_slot
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 
 from nano_export import audit, jobs
 from nano_export.db import get_engine, utcnow
@@ -23,7 +23,7 @@ from nano_export.errors import (
     NotReady,
     PermissionDenied,
 )
-from nano_export.models import ExportRequest, FilterSpec
+from nano_export.models import ExportRequest, FilterSpec, Role
 from nano_export.schema import export_slots, exports
 from nano_export.settings import Settings
 
@@ -41,6 +41,16 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def loaded(settings: Settings) -> Settings:
     insert_executions(get_engine(settings.db_url), 120)
     return settings
+
+
+def _download(
+    engine: Engine, export_dir: Path, export_id: str, *, user: str = "ann", role: Role = "analyst"
+) -> Path:
+    """``jobs.open_download`` as the API calls it; the path of the file it would serve."""
+    path, _ = jobs.open_download(
+        engine, export_id=export_id, user=user, role=role, interface="api", export_dir=export_dir
+    )
+    return path
 
 
 def test_a_finished_export_has_its_file_checksum_and_audit_trail(loaded: Settings) -> None:
@@ -209,25 +219,11 @@ def test_other_users_exports_are_not_found_but_admins_see_them(loaded: Settings)
     with pytest.raises(NotFound):
         jobs.get_export(engine, export_id=rec.id, user="bob", role="analyst")
     with pytest.raises(NotFound):
-        jobs.open_download(
-            engine,
-            export_id=rec.id,
-            user="bob",
-            role="viewer",
-            interface="api",
-            export_dir=loaded.export_dir,
-        )
+        _download(engine, loaded.export_dir, rec.id, user="bob", role="viewer")
     with pytest.raises(NotFound):
         jobs.get_export(engine, export_id="does-not-exist", user="ann", role="admin")
     assert jobs.get_export(engine, export_id=rec.id, user="root", role="admin").id == rec.id
-    path, _ = jobs.open_download(
-        engine,
-        export_id=rec.id,
-        user="ann",
-        role="analyst",
-        interface="api",
-        export_dir=loaded.export_dir,
-    )
+    path = _download(engine, loaded.export_dir, rec.id)
     assert path.is_file()
     assert _events(loaded, event="export.downloaded")[0] == "export.downloaded"
     assert [r.id for r in jobs.list_exports(engine, user="ann")] == [rec.id]
@@ -261,14 +257,7 @@ def test_a_silent_worker_is_failed_its_slot_freed_and_leftovers_removed(
         assert conn.execute(select(func.count()).select_from(export_slots)).scalar_one() == 0
     assert _events(loaded, export_id="dead1") == ["export.failed"]
     with pytest.raises(NotReady):
-        jobs.open_download(
-            engine,
-            export_id="dead1",
-            user="ann",
-            role="analyst",
-            interface="api",
-            export_dir=loaded.export_dir,
-        )
+        _download(engine, loaded.export_dir, "dead1")
 
 
 def test_retention_removes_old_files_and_marks_them_expired(loaded: Settings) -> None:
@@ -291,14 +280,7 @@ def test_retention_removes_old_files_and_marks_them_expired(loaded: Settings) ->
     assert jobs.get_export(engine, export_id=rec.id, user="ann", role="analyst").status == "expired"
     assert _events(loaded, export_id=rec.id)[-1] == "export.expired"
     with pytest.raises(NotReady):
-        jobs.open_download(
-            engine,
-            export_id=rec.id,
-            user="ann",
-            role="analyst",
-            interface="api",
-            export_dir=loaded.export_dir,
-        )
+        _download(engine, loaded.export_dir, rec.id)
 
 
 def test_prune_never_deletes_a_file_outside_the_export_folder(
@@ -412,14 +394,7 @@ def test_only_files_in_the_export_folder_are_served(loaded: Settings, tmp_path: 
         out_path=tmp_path / "mine.csv",
     )
     with pytest.raises(NotReady, match="file of its own"):
-        jobs.open_download(
-            engine,
-            export_id=mine.id,
-            user="ann",
-            role="analyst",
-            interface="api",
-            export_dir=loaded.export_dir,
-        )
+        _download(engine, loaded.export_dir, mine.id)
     kept = jobs.submit_export(
         engine,
         loaded,
@@ -435,25 +410,11 @@ def test_only_files_in_the_export_folder_are_served(loaded: Settings, tmp_path: 
     path.unlink()
     path.symlink_to(secret)  # a file swapped for a link to something else
     with pytest.raises(NotReady):
-        jobs.open_download(
-            engine,
-            export_id=kept.id,
-            user="ann",
-            role="analyst",
-            interface="api",
-            export_dir=loaded.export_dir,
-        )
+        _download(engine, loaded.export_dir, kept.id)
     with engine.begin() as conn:  # a row pointing elsewhere is not followed either
         conn.execute(update(exports).where(exports.c.id == kept.id).values(file_path=str(secret)))
     with pytest.raises(NotReady):
-        jobs.open_download(
-            engine,
-            export_id=kept.id,
-            user="ann",
-            role="analyst",
-            interface="api",
-            export_dir=loaded.export_dir,
-        )
+        _download(engine, loaded.export_dir, kept.id)
 
 
 def test_only_finished_exports_kept_in_the_export_folder_are_downloadable(
@@ -484,20 +445,9 @@ def test_only_finished_exports_kept_in_the_export_folder_are_downloadable(
     downloadable = {i for i, r in records.items() if jobs.downloadable(r, settings.export_dir)}
     assert downloadable == {"kept1"}
 
-    def open_as_ann(export_id: str) -> Path:
-        path, _ = jobs.open_download(
-            engine,
-            export_id=export_id,
-            user="ann",
-            role="analyst",
-            interface="api",
-            export_dir=settings.export_dir,
-        )
-        return path
-
     for export_id in rows:
         if export_id in downloadable:
-            assert open_as_ann(export_id) == kept
+            assert _download(engine, settings.export_dir, export_id) == kept
         else:
             with pytest.raises(NotReady):
-                open_as_ann(export_id)
+                _download(engine, settings.export_dir, export_id)
