@@ -54,22 +54,16 @@ with widgets.friendly_errors():
         by_name = {s.name: s for s in items}
         chosen = by_name[st.selectbox("Schedule", list(by_name), key="nx_sched_pick")]
         cols = st.columns(3)
-        if chosen.paused:
-            if cols[0].button("Resume", key="nx_sched_resume", icon=":material/play_arrow:"):
-                schedules.set_paused(
-                    engine,
-                    name=chosen.name,
-                    paused=False,
-                    interface="dashboard",
-                    actor=user.username,
-                    role=user.role,
-                )
-                st.rerun()
-        elif cols[0].button("Pause", key="nx_sched_pause", icon=":material/pause:"):
+        label, key, icon = (
+            ("Resume", "nx_sched_resume", ":material/play_arrow:")
+            if chosen.paused
+            else ("Pause", "nx_sched_pause", ":material/pause:")
+        )
+        if cols[0].button(label, key=key, icon=icon):
             schedules.set_paused(
                 engine,
                 name=chosen.name,
-                paused=True,
+                paused=not chosen.paused,
                 interface="dashboard",
                 actor=user.username,
                 role=user.role,
