@@ -23,6 +23,19 @@ MODELS = [
 #: Planted in every 10th prompt: a credential, an email and a home directory.
 SECRET = "sk-proj-T3stKeyABCDEFGHIJKLMNOPQRSTUV"
 PLANTED = f"use {SECRET} and write to bob@example.com in /home/bob/notes.txt"
+#: The fields of an export record in the API and `exports list --json` (SPEC, "HTTP API").
+RECORD_FIELDS = {
+    "id",
+    "dataset",
+    "status",
+    "rows_done",
+    "rows_total",
+    "bytes",
+    "sha256",
+    "error",
+    "created_at",
+    "finished_at",
+}
 
 
 def insert_executions(engine: Engine, n: int, *, first_id: int = 1) -> None:

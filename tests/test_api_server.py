@@ -227,18 +227,7 @@ def test_create_poll_download_round_trip_matches_sha256_and_row_count(server: Se
         download = client.get(f"/api/exports/{export_id}/download")
 
     assert done["status"] == "succeeded", done
-    assert set(done) == {
-        "id",
-        "dataset",
-        "status",
-        "rows_done",
-        "rows_total",
-        "bytes",
-        "sha256",
-        "error",
-        "created_at",
-        "finished_at",
-    }
+    assert set(done) == factories.RECORD_FIELDS
     assert download.status_code == 200
     assert download.headers["content-type"].startswith("text/csv")
     assert download.headers["content-disposition"] == (

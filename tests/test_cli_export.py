@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from factories import SECRET, insert_executions, write_users
+from factories import RECORD_FIELDS, SECRET, insert_executions, write_users
 from sqlalchemy import select
 
 from nano_export import jobs
@@ -260,18 +260,7 @@ def test_exports_list_json_has_the_api_fields(env: dict[str, str], tmp_path: Pat
     assert code == 0
     records = json.loads(stdout)
     assert len(records) == 1
-    assert set(records[0]) == {
-        "id",
-        "dataset",
-        "status",
-        "rows_done",
-        "rows_total",
-        "bytes",
-        "sha256",
-        "error",
-        "created_at",
-        "finished_at",
-    }
+    assert set(records[0]) == RECORD_FIELDS
     assert records[0]["rows_done"] == 90
     code, stdout, _ = run("exports", "list")
     assert records[0]["id"] in stdout
