@@ -46,39 +46,48 @@ def _style(fig: go.Figure, *, height: int = 340, **layout: Any) -> go.Figure:
     return fig
 
 
-def success_rate(df: pd.DataFrame) -> go.Figure:
-    """Success rate by model, coloured by provider."""
-    data = df.sort_values("success_rate")
+def _bar_by_model(
+    df: pd.DataFrame, value: str, label: str, hover: str, **bar: Any
+) -> tuple[go.Figure, int]:
+    """A horizontal bar per model of ``value``, coloured by provider, smallest first.
+
+    Returns the figure and its height (a row per model).
+    """
+    data = df.sort_values(value)
     fig = px.bar(
         data,
-        x="success_rate",
+        x=value,
         y="model",
         color="provider",
         orientation="h",
         color_discrete_map=color_map(list(df["provider"])),
-        custom_data=["runs"],
-        labels={"success_rate": "Success rate", "model": ""},
+        labels={value: label, "model": ""},
+        **bar,
     )
-    fig.update_traces(hovertemplate="%{y}: %{x:.1%} of %{customdata[0]} runs<extra></extra>")
+    fig.update_traces(hovertemplate=hover)
+    return fig, max(260, 34 * len(data) + 90)
+
+
+def success_rate(df: pd.DataFrame) -> go.Figure:
+    """Success rate by model, coloured by provider."""
+    fig, height = _bar_by_model(
+        df,
+        "success_rate",
+        "Success rate",
+        "%{y}: %{x:.1%} of %{customdata[0]} runs<extra></extra>",
+        custom_data=["runs"],
+    )
     fig.update_xaxes(tickformat=".0%", range=[0, 1])
-    return _style(fig, height=max(260, 34 * len(data) + 90))
+    return _style(fig, height=height)
 
 
 def cost_per_run(df: pd.DataFrame) -> go.Figure:
     """Mean cost per run by provider and model."""
-    data = df.sort_values("cost_per_run_usd")
-    fig = px.bar(
-        data,
-        x="cost_per_run_usd",
-        y="model",
-        color="provider",
-        orientation="h",
-        color_discrete_map=color_map(list(df["provider"])),
-        labels={"cost_per_run_usd": "Cost per run (USD)", "model": ""},
+    fig, height = _bar_by_model(
+        df, "cost_per_run_usd", "Cost per run (USD)", "%{y}: $%{x:.4f} per run<extra></extra>"
     )
-    fig.update_traces(hovertemplate="%{y}: $%{x:.4f} per run<extra></extra>")
     fig.update_xaxes(tickprefix="$")
-    return _style(fig, height=max(260, 34 * len(data) + 90))
+    return _style(fig, height=height)
 
 
 def latency_distribution(df: pd.DataFrame) -> go.Figure:
