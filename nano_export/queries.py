@@ -251,16 +251,22 @@ def overview(
     )
 
 
-def _log_bucket_frame(groups: pd.DataFrame) -> pd.DataFrame:
-    known = groups.dropna(subset=["log_bucket"])
+def _runs_per_bucket(groups: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Runs per model and bucket (``column`` of the grouped rows, as int); empty without any."""
+    known = groups.dropna(subset=[column])
     if known.empty:
         return pd.DataFrame(columns=LATENCY_BUCKET_COLUMNS)
     df = (
-        known.assign(bucket=known["log_bucket"].astype(int))
+        known.assign(bucket=known[column].astype(int))
         .groupby(["model", "bucket"], as_index=False, sort=True)
         .agg(runs=("rows", "sum"))
     )
     df["runs"] = df["runs"].astype(int)
+    return df
+
+
+def _log_bucket_frame(groups: pd.DataFrame) -> pd.DataFrame:
+    df = _runs_per_bucket(groups, "log_bucket")
     return df[LATENCY_BUCKET_COLUMNS].reset_index(drop=True)
 
 
@@ -312,17 +318,11 @@ def _by_model_frame(groups: pd.DataFrame) -> pd.DataFrame:
 
 
 def _histogram_frame(groups: pd.DataFrame, lo: float, width: float) -> pd.DataFrame:
-    known = groups.dropna(subset=["bucket"])
-    if known.empty:
+    df = _runs_per_bucket(groups, "bucket")
+    if df.empty:
         return pd.DataFrame(columns=HISTOGRAM_COLUMNS)
-    df = (
-        known.assign(bucket=known["bucket"].astype(int))
-        .groupby(["model", "bucket"], as_index=False, sort=True)
-        .agg(runs=("rows", "sum"))
-    )
     df["bucket_start"] = lo + df["bucket"] * width
     df["bucket_end"] = df["bucket_start"] + width
-    df["runs"] = df["runs"].astype(int)
     return df[HISTOGRAM_COLUMNS].reset_index(drop=True)
 
 
