@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -94,21 +94,18 @@ def build_metrics(
             cached_tokens=cached_tokens or 0,
             reasoning_tokens=reasoning_tokens or 0,
         )
-    if costs is None:
-        return Metrics(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            total_tokens=total_tokens,
-            cached_tokens=cached_tokens,
-            reasoning_tokens=reasoning_tokens,
-            cost_usd=cost_usd,
-        )
-    return Metrics(
+    tokens = Metrics(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=total_tokens,
         cached_tokens=cached_tokens,
         reasoning_tokens=reasoning_tokens,
+        cost_usd=cost_usd,
+    )
+    if costs is None:
+        return tokens
+    return replace(
+        tokens,
         input_cost_usd=costs.input_cost_usd,
         output_cost_usd=costs.output_cost_usd,
         cached_savings_usd=costs.cached_savings_usd if cached_tokens is not None else None,
