@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.engine import RowMapping
 
 from nano_export import audit, auth, jobs
@@ -233,14 +233,7 @@ def set_paused(
         values["next_run_at"] = next_run(sched.timing, after=now)
     with engine.begin() as conn:
         conn.execute(update(table).where(table.c.id == sched.id).values(**values))
-        audit.record(
-            conn,
-            event="schedule.changed",
-            actor=actor or sched.owner,
-            interface=interface,
-            dataset=sched.request.dataset,
-            details={"schedule": name, "change": "paused" if paused else "resumed"},
-        )
+        _audit_change(conn, sched, "paused" if paused else "resumed", interface, actor)
     return get_schedule(engine, name=name)
 
 
@@ -256,14 +249,7 @@ def remove_schedule(
     sched = editable_schedule(engine, name, actor, role)
     with engine.begin() as conn:
         conn.execute(delete(table).where(table.c.id == sched.id))
-        audit.record(
-            conn,
-            event="schedule.changed",
-            actor=actor or sched.owner,
-            interface=interface,
-            dataset=sched.request.dataset,
-            details={"schedule": name, "change": "removed"},
-        )
+        _audit_change(conn, sched, "removed", interface, actor)
 
 
 def due_schedules(engine: Engine, *, now: datetime) -> list[Schedule]:
@@ -275,3 +261,17 @@ def due_schedules(engine: Engine, *, now: datetime) -> list[Schedule]:
     )
     with engine.connect() as conn:
         return [_schedule(row) for row in conn.execute(stmt).mappings()]
+
+
+def _audit_change(
+    conn: Connection, sched: Schedule, change: str, interface: Interface, actor: str | None
+) -> None:
+    """A ``schedule.changed`` event, in the acting user's name (the owner's by default)."""
+    audit.record(
+        conn,
+        event="schedule.changed",
+        actor=actor or sched.owner,
+        interface=interface,
+        dataset=sched.request.dataset,
+        details={"schedule": sched.name, "change": change},
+    )
