@@ -1,0 +1,247 @@
+"""The privacy policy: one redaction path for the dashboard preview and every export file.
+
+Credentials are redacted at every level; ``standard`` also masks emails and home-directory user
+names and hashes ``session_id``; ``public`` leaves free text out and hashes every identity.
+
+Speed: an export passes a million rows through :func:`apply_policy`. Each free-text column is first
+screened with one RE2 pattern (``pyarrow.compute``, vectorised, no Python per cell); only the few
+cells the screen flags run the Python substitution. The screen is deliberately looser than the
+substitution patterns (every text the substitution would change is flagged), so it never lets a
+secret through; ``tests/test_privacy.py`` checks that property.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Boolean
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+
+from nano_export.datasets import FREE_TEXT, IDENTITY
+from nano_export.errors import BadInput, InvalidSetting, PermissionDenied
+from nano_export.models import ALLOWED_LEVELS, PRIVACY_LEVELS, Privacy, Role
+from nano_export.privacy import context, ruleset
+from nano_export.privacy.engine import Engine
+from nano_export.privacy.widen import Dialect, widen
+
+logger = logging.getLogger(__name__)
+
+EMAIL = "[EMAIL]"
+USER = "[USER]"
+HASH_LENGTH = 16
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+@functools.cache
+def engine() -> Engine:
+    """The credential detectors: the maintained ruleset's known formats, then the context rules."""
+    return Engine((*ruleset.load(), *context.DETECTORS))
+
+
+def redact_credentials(text: str) -> str:
+    """Replace every credential in ``text`` (API keys, tokens, passwords, private keys) by
+    ``[REDACTED]``, keeping the surrounding text (and the key name, URL user and host), in
+    whatever form the text holds it: plain, JSON-escaped or URL-encoded."""
+    return engine().redact(text)
+
+
+def credential_screen(dialect: Dialect = "re2") -> str:
+    """The pre-screen: matches every text :func:`redact_credentials` could change."""
+    return engine().screen if dialect == "re2" else engine().screen_pg
+
+
+# --- personal data -----------------------------------------------------------------------------
+
+_USER_NAME = r"[^\s/\\'\"<>:;,\[\]]+"
+_EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+# Home folders of every common system: Linux /home/NAME (also /var/home on Fedora's atomic
+# desktops, /export/home and /usr/home), macOS /Users/NAME, WSL's /mnt/c/Users/NAME, and Windows
+# C:\Users\NAME (also C:\\Users\\NAME as JSON holds it, and C:/Users/NAME).
+_HOME_PATTERN = (
+    r"(?P<keep>(?<![\w.\]-])(?:/(?:var|export|usr))?/home/|(?<![\w.\]-])(?:/mnt/[A-Za-z])?/Users/"
+    r"|\b[A-Za-z]:(?:\\{1,2}|/)(?i:users)(?:\\{1,2}|/))" + _USER_NAME
+)
+_EMAIL = re.compile(_EMAIL_PATTERN, re.ASCII)
+_HOME = re.compile(_HOME_PATTERN, re.ASCII)
+
+
+def personal_screen(dialect: Dialect = "re2") -> str:
+    """The pre-screen: matches every text :func:`mask_personal` could change."""
+    return f"{widen(_EMAIL_PATTERN, dialect=dialect)}|{widen(_HOME_PATTERN, dialect=dialect)}"
+
+
+def _home_replacement(match: re.Match[str]) -> str:
+    return match.group("keep") + USER
+
+
+def mask_personal(text: str) -> str:
+    """Mask emails as ``[EMAIL]`` and home-directory user names in paths as ``[USER]``."""
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL, text)
+    if "/home/" in text or "/Users/" in text or "\\" in text or ":/" in text:
+        text = _HOME.sub(_home_replacement, text)
+    return text
+
+
+def _redact_standard(text: str) -> str:
+    return mask_personal(redact_credentials(text))
+
+
+# --- identities --------------------------------------------------------------------------------
+
+
+def _hmac_base(secret: str) -> hmac.HMAC:
+    if not secret:
+        raise InvalidSetting("SECRET_KEY is empty: identifiers cannot be hashed without a secret")
+    return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+
+
+def stable_hash(value: str, secret: str) -> str:
+    """HMAC-SHA256 of ``value`` keyed by ``secret``: 16 hex characters, the same in every
+    process, and not recoverable by guessing values without the secret."""
+    mac = _hmac_base(secret)
+    mac.update(value.encode("utf-8"))
+    return mac.hexdigest()[:HASH_LENGTH]
+
+
+def _hash_series(series: pd.Series, secret: str) -> pd.Series:
+    """Hash each distinct non-null value once; nulls stay null."""
+    base = _hmac_base(secret)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    hashed: list[str] = []
+    for unique in uniques:
+        mac = base.copy()
+        mac.update(str(unique).encode("utf-8"))
+        hashed.append(mac.hexdigest()[:HASH_LENGTH])
+    # Gather in Arrow: no Python string per row. Code -1 (null) becomes a masked index: null.
+    indices = pa.array(codes, mask=codes < 0, type=pa.int64())
+    values = pa.array(hashed, type=pa.large_string()).take(indices)
+    return pd.Series(values, index=series.index, name=series.name, dtype="str")
+
+
+# --- free text ---------------------------------------------------------------------------------
+
+
+# --- free text in filters ----------------------------------------------------------------------
+
+
+class MayBeMasked(ColumnElement[bool]):
+    """SQL: the text may hold something a privacy level masks (a credential, an email, a
+    home-directory name), by the pre-screen above. True for every such text, false for text that
+    every level shows unchanged; NULL for NULL.
+
+    A ``where`` on free text is evaluated on the stored text, so it is guarded with this: a
+    condition on text that a mask covers would let row counts spell out the masked value.
+    """
+
+    inherit_cache = False
+    type = Boolean()
+
+    def __init__(self, text: ColumnElement[Any]) -> None:
+        self.text = text
+
+
+@compiles(MayBeMasked)
+def _may_be_masked_re2(element: MayBeMasked, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite (and any engine whose regexp is RE2, like nano-export's SQLite connections).
+    screen = f"{credential_screen()}|{personal_screen()}"
+    return f"({compiler.process(element.text.regexp_match(screen), **kw)})"
+
+
+@compiles(MayBeMasked, "postgresql")
+def _may_be_masked_pg(element: MayBeMasked, compiler: SQLCompiler, **kw: Any) -> str:
+    # PostgreSQL's regular expressions: the same screen written in their dialect (no inline
+    # flags: case-insensitive letters are character classes).
+    screen = f"{credential_screen('pg')}|{personal_screen('pg')}"
+    return f"({compiler.process(element.text.regexp_match(screen), **kw)})"
+
+
+def _redact_series(series: pd.Series, screen: str, redact: Callable[[str], str]) -> pd.Series:
+    """Apply ``redact`` to the cells of a text column that ``screen`` flags."""
+    dtype = series.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        series = series.astype("str")  # object or other columns: text from here on
+    arr = pa.array(series)
+    if isinstance(arr, pa.ChunkedArray):  # a frame built by pd.concat
+        arr = arr.combine_chunks()
+    flagged = pc.fill_null(pc.match_substring_regex(arr, screen), False)
+    count = pc.sum(flagged).as_py() or 0
+    if count == 0:
+        return series
+    originals = arr.filter(flagged).to_pylist()
+    replacements = pa.array([redact(text) for text in originals], type=arr.type)
+    result = pc.replace_with_mask(arr, flagged, replacements)
+    logger.debug(
+        "redacted text column",
+        extra={"column": series.name, "rows": len(series), "screened_in": count},
+    )
+    return pd.Series(result, index=series.index, name=series.name, dtype=series.dtype)
+
+
+def apply_policy(df: pd.DataFrame, *, level: Privacy, secret: str) -> pd.DataFrame:
+    """Return ``df`` as the privacy ``level`` allows it to be shown or written.
+
+    Acts on the free-text and identity columns present; ``df`` itself is left unchanged.
+    """
+    if level not in PRIVACY_LEVELS:
+        raise BadInput(
+            f"unknown privacy level {level!r}; expected one of {', '.join(PRIVACY_LEVELS)}"
+        )
+    out = df.copy(deep=False)
+    free_text = [name for name in out.columns if name in FREE_TEXT]
+    if level == "public":
+        out = out.drop(columns=free_text)
+        for name in out.columns:
+            if name in IDENTITY:
+                out[name] = _hash_series(out[name], secret)
+        return out
+    if level == "standard":
+        screen = f"{credential_screen()}|{personal_screen()}"
+        redact: Callable[[str], str] = _redact_standard
+        # Identities are hashed like the names in the text are masked: they still group.
+        for name in out.columns:
+            if name in IDENTITY:
+                out[name] = _hash_series(out[name], secret)
+    else:
+        screen, redact = credential_screen(), redact_credentials
+    for name in free_text:
+        out[name] = _redact_series(out[name], screen, redact)
+    return out
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+
+def check_level(role: Role, level: Privacy) -> None:
+    """Raise ``PermissionDenied`` unless ``role`` may export privacy ``level``."""
+    allowed = ALLOWED_LEVELS.get(role, ())
+    if level in allowed:
+        return
+    if not allowed:
+        raise PermissionDenied(
+            f"role {role!r} may not export; privacy level {level!r} was requested"
+        )
+    names = " and ".join(repr(name) for name in allowed)
+    noun = "level" if len(allowed) == 1 else "levels"
+    raise PermissionDenied(
+        f"role {role!r} may export privacy {noun} {names} only; {level!r} was requested"
+    )
+
+
+def columns_for_level(names: Sequence[str], level: Privacy) -> list[str]:
+    """The column names that an export at ``level`` contains (no free text at ``public``)."""
+    if level == "public":
+        return [name for name in names if name not in FREE_TEXT]
+    return list(names)
