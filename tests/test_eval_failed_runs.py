@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+import pytest
+from sqlalchemy import Engine, select, update
 
 from nano_export import schema
-from nano_export.importers import import_paths
+from nano_export.importers import import_file, import_paths
+from nano_export.importers.eval_markdown import says_it_failed
+from nano_export.pricing import PRICING_VERSION
+
+FIXTURE = Path(__file__).parent / "fixtures" / "importers" / "eval_results_8_failed_runs_test.md"
+NO_USAGE = "no token usage or cost reported (N/A)"
 
 # (test_id, model, success, error, execution_time_s, input, output, total tokens, cost_usd) of the
 # 36 executions in the real nano-agent files, as imported before failed runs were recognised. None
@@ -142,6 +148,13 @@ def _executions(engine: Engine) -> dict[tuple[str | None, str], dict[str, Any]]:
         return {(r.test_id, r.model): dict(r._mapping) for r in conn.execute(query)}
 
 
+def _response_step(engine: Engine, execution_id: int) -> dict[str, Any]:
+    t = schema.interactions
+    query = select(t).where(t.c.execution_id == execution_id, t.c.kind == "response")
+    with engine.connect() as conn:
+        return dict(conn.execute(query).one()._mapping)
+
+
 def test_the_36_shared_executions_keep_their_values_cell_by_cell(
     engine: Engine, shared_data: Path
 ) -> None:
@@ -165,3 +178,157 @@ def test_the_36_shared_executions_keep_their_values_cell_by_cell(
             test_id,
             model,
         )
+
+
+def test_a_model_with_na_tokens_and_cost_but_a_time_imports_as_failed_cell_by_cell(
+    engine: Engine,
+) -> None:
+    report = import_file(engine, FIXTURE)
+    assert (report.added, report.present) == (4, 0)
+    rows = _executions(engine)
+    no_metrics = {
+        "input_tokens": None,
+        "output_tokens": None,
+        "total_tokens": None,
+        "cached_tokens": None,
+        "reasoning_tokens": None,
+        "input_cost_usd": None,
+        "output_cost_usd": None,
+        "cached_savings_usd": None,
+        "cost_usd": None,
+        "pricing_version": None,
+    }
+    said_failure = (
+        "Error: the agent failed to finish the task.\n"
+        "Max turns (20) exceeded while running the tests."
+    )
+    expected: dict[str, dict[str, Any]] = {
+        "gpt-5-mini": {
+            "provider": "openai",
+            "success": True,
+            "error": None,
+            "execution_time_s": 14.43,
+            "response": "Refactored `utils.py` and all 12 tests pass.",
+            "grades": ("A", "B", "A", "A"),
+            "rank": 1,
+            "input_tokens": 9868,
+            "output_tokens": 923,
+            "total_tokens": 10791,
+            "cached_tokens": None,
+            "reasoning_tokens": None,
+            "input_cost_usd": 0.002467,
+            "output_cost_usd": 0.001846,
+            "cached_savings_usd": None,
+            "cost_usd": 0.004382,
+            "pricing_version": PRICING_VERSION,
+        },
+        # the model's own words say it failed: they are the error
+        "gpt-5": {
+            "provider": "openai",
+            "success": False,
+            "error": said_failure,
+            "execution_time_s": 300.0,
+            "response": said_failure,
+            "grades": ("F", "F", None, "F"),
+            "rank": 3,
+            **no_metrics,
+        },
+        # the response does not say it failed: a short reason is the error, the response stays
+        "claude-sonnet-4-20250514": {
+            "provider": "anthropic",
+            "success": False,
+            "error": NO_USAGE,
+            "execution_time_s": 42.1,
+            "response": "Refactored the module as requested.",
+            "grades": ("D", "C", None, "D"),
+            "rank": 2,
+            **no_metrics,
+        },
+        "gpt-oss:20b": {
+            "provider": "ollama",
+            "success": False,
+            "error": "no response in the evaluation table (N/A)",
+            "execution_time_s": 12.0,
+            "response": None,
+            "grades": (None, None, None, None),
+            "rank": None,
+            **no_metrics,
+        },
+    }
+    assert sorted(m for _, m in rows) == sorted(expected)
+    for model, want in expected.items():
+        row = rows[("failed_runs_test", model)]
+        got = {k: row[k] for k in want if k != "grades"}
+        got["grades"] = (
+            row["perf_grade"],
+            row["speed_grade"],
+            row["cost_grade"],
+            row["overall_grade"],
+        )
+        assert got == want, model
+        step = _response_step(engine, row["id"])
+        assert step["is_error"] is (not want["success"])
+        assert step["result"] == (want["error"] or want["response"])
+        assert step["duration_s"] == want["execution_time_s"]
+
+
+def test_the_failed_runs_lower_the_success_rate_as_the_table_says(engine: Engine) -> None:
+    import_file(engine, FIXTURE)
+    successes = [r["success"] for r in _executions(engine).values()]
+    assert successes.count(True) == 1 and successes.count(False) == 3
+
+
+def test_cost_alone_missing_is_not_a_failed_run(engine: Engine, tmp_path: Path) -> None:
+    text = FIXTURE.read_text().replace(
+        "| claude-sonnet-4 | 42.10s | N/A | N/A | N/A | N/A |",
+        "| claude-sonnet-4 | 42.10s | 1368 | N/A | 1298 | 70 |",
+    )
+    path = tmp_path / "eval_results_8_failed_runs_test.md"
+    path.write_text(text)
+    import_file(engine, path)
+    sonnet = _executions(engine)[("failed_runs_test", "claude-sonnet-4-20250514")]
+    assert (sonnet["success"], sonnet["error"]) == (True, None)
+    assert sonnet["total_tokens"] == 1368
+    assert sonnet["cost_usd"] is not None  # priced from the table of prices
+
+
+def test_importing_the_failed_runs_file_twice_adds_nothing(engine: Engine) -> None:
+    import_file(engine, FIXTURE)
+    again = import_file(engine, FIXTURE)
+    assert (again.added, again.present) == (0, 4)
+    assert len(_executions(engine)) == 4
+
+
+def test_reimport_keeps_rows_stored_under_the_old_interpretation(engine: Engine) -> None:
+    """A file is identified by its content: importing it again never rewrites stored rows.
+
+    A database that imported a file before failed runs were recognised keeps those runs as
+    succeeded; the file must be removed from the database and imported again to change them.
+    """
+    import_file(engine, FIXTURE)
+    e = schema.executions
+    with engine.begin() as conn:  # what the previous version stored for the failed run
+        conn.execute(update(e).where(e.c.model == "gpt-5").values(success=True, error=None))
+    again = import_file(engine, FIXTURE)
+    assert (again.added, again.present) == (0, 4)
+    gpt5 = _executions(engine)[("failed_runs_test", "gpt-5")]
+    assert (gpt5["success"], gpt5["error"]) == (True, None)
+
+
+@pytest.mark.parametrize(
+    ("response", "failed"),
+    [
+        ("Error: the agent failed to finish the task.", True),
+        ("Agent execution failed: rate limit reached", True),
+        ("Request timed out after 300 seconds", True),
+        ("I was unable to read the file.", True),
+        ("Could not connect to the model provider.", True),
+        ("I couldn’t finish: the tool call timed-out.", True),
+        ("Exception: ConnectionResetError", True),
+        ("Refactored the module as requested.", False),
+        ("Successfully completed all 4 tasks.", False),
+        ('`{"answer":"Washington, D.C."}`', False),
+    ],
+)
+def test_says_it_failed_reads_the_models_own_words(response: str, failed: bool) -> None:
+    assert says_it_failed(response) is failed
