@@ -11,8 +11,10 @@ Choices, since the files carry no ids or times:
   minutes, the same for every model of the run.
 - The run's ``source_key`` is a hash of the file's content: importing it again (under any name)
   adds nothing, while a re-generated evaluation with new numbers is a new run.
-- A model whose response is ``N/A`` or whose metrics are all ``N/A`` (or its execution time) is a
-  failed run: ``success = false``, null metrics, a short reason in ``error``.
+- A model whose response is ``N/A``, whose execution time is ``N/A``, or whose tokens and cost are
+  all ``N/A`` (even with a time given) is a failed run: ``success = false``, null metrics, the time
+  kept when given. ``error`` holds the model's own response when that response says it failed,
+  otherwise a short reason.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ _FILE_NAME = re.compile(r"^eval_results_(\d+)_(.+)$")
 _RANK = re.compile(r"\*\*\s*(\d+)(?:st|nd|rd|th)?\s+Place\s*\*\*\s*:?\s*`?([^\s`(]+)", re.I)
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _SEPARATOR_CELL = re.compile(r"^:?-{3,}:?$")
+_NOT_USAGE = frozenset({"model", "execution time", "time"})
+_SAYS_FAILED = re.compile(
+    r"\b(?:fail(?:s|ed|ure)?|errors?|exceptions?|timed?[\s-]*out|abort(?:ed)?|crash(?:ed)?"
+    r"|could\s+not|cannot|(?:can|couldn)['’]t|unable\s+to)\b",
+    re.IGNORECASE,
+)
+NO_RESPONSE = "no response in the evaluation table (N/A)"
+NO_METRICS = "no performance metrics in the evaluation table (N/A)"
+NO_USAGE = "no token usage or cost reported (N/A)"
 
 RESPONSES = "Agent Responses"
 SUMMARY = "Results Summary"
@@ -169,6 +180,25 @@ def _tokens(path: str, row: _Row, value: str | None, what: str) -> int | None:
     return int(number)
 
 
+def says_it_failed(response: str) -> bool:
+    """Whether a response reads as the model's own report of a failure (an error, a time-out…)."""
+    return _SAYS_FAILED.search(response) is not None
+
+
+def _failure(response: str | None, seconds: float | None, metrics: _Row) -> str | None:
+    """Why the table shows a failed run, or ``None`` for a run that succeeded."""
+    if response is None:
+        return NO_RESPONSE
+    usage = [v for k, v in metrics.cells.items() if k not in _NOT_USAGE]
+    if seconds is None:
+        reason = NO_METRICS
+    elif usage and all(_is_missing(v) for v in usage):
+        reason = NO_USAGE
+    else:
+        return None
+    return response if says_it_failed(response) else reason
+
+
 def _grade(path: str, row: _Row, value: str | None, what: str) -> str | None:
     if _is_missing(value):
         return None
@@ -238,12 +268,7 @@ def _execution(
     raw_response = _column(resp_row, "response", "result", "answer")
     response = None if _is_missing(raw_response) else cell_text(raw_response or "")
     seconds = _number(path, m, _column(m, "execution time", "time"), "execution time")
-    metric_cells = [v for k, v in m.cells.items() if k != "model"]
-    failed_reason = None
-    if response is None:
-        failed_reason = "no response in the evaluation table (N/A)"
-    elif seconds is None or all(_is_missing(v) for v in metric_cells):
-        failed_reason = "no performance metrics in the evaluation table (N/A)"
+    failed_reason = _failure(response, seconds, m)
     assert run.started_at is not None
     return ExecutionRecord(
         source_key=f"{run.source_key}:{model}"[:255],
