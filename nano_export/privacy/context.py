@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
-from nano_export.privacy.engine import Detector
+from nano_export.privacy.engine import REDACTED, Detector, Span
+from nano_export.privacy.widen import widen
 
 # Key names whose value is a secret (`password=…`, `"api_key": "…"`, `AWS_SECRET_ACCESS_KEY=…`).
 _KEY_CORE = (
@@ -47,9 +48,30 @@ _PROVIDERS = (
     "|gitlab|aws|azure|gcp|docker|npm|pypi|langsmith|langfuse|wandb|anyscale|voyage|jina"
 )
 _CONTEXT_WORD = (
-    r"(?i:\b(?:[a-z0-9]+[ _-])?(?:api[ _-]?key|key|token|secret|password|passwd|credential|auth"
-    r"|sid|signature|" + _PROVIDERS + r")s?\b)"
+    r"(?i:\b(?:api[ _-]?key|key|token|secret|password|passwd|credential|auth|sid|signature)s?\b)"
 )
+_CONTEXT_WORD_RE = re.compile(_CONTEXT_WORD, re.ASCII)
+# Dots are left out: file names and versions have them, keys rarely (JWTs have their own rules).
+_TOKEN_CLASS = r"[A-Za-z0-9+/_=-]"
+# A candidate for a random string: a run of 20 token characters (a 32-hex key, a UUID, a 20+
+# character key), with a letter and a digit in it.
+_CANDIDATE = re.compile(
+    r"(?<![A-Za-z0-9+/_=-])(?="
+    + _TOKEN_CLASS
+    + r"*[0-9])(?="
+    + _TOKEN_CLASS
+    + r"*[A-Za-z])"
+    + _TOKEN_CLASS
+    + r"{20,}(?!"
+    + _TOKEN_CLASS
+    + r")",
+    re.ASCII,
+)
+_WINDOW = 40
+# The screen of a candidate after a context word on its line: 20 token characters with a digit
+# hold a digit with 10 token characters before it or 9 after it (wider: shorter strings and
+# longer gaps pass too; a counted gap of 40 would cost RE2 twice the time).
+_CANDIDATE_SCREEN = r"[^\n]*(?:[A-Za-z0-9+/_=-]{10}[0-9]|[0-9][A-Za-z0-9+/_=-]{9})"
 # Between a context word and its value: a few characters of the same line, never across a
 # redaction (a shorter text after redacting must not bring a new value within reach: idempotent).
 _GAP = r"(?:(?!\[REDACTED\])[^\n]){{0,{}}}?"
@@ -93,6 +115,28 @@ def looks_random(value: str) -> bool:
     return len(value) >= 20 and classes == 3 and _entropy(value) >= 3.7
 
 
+def contextual_random(text: str) -> Iterator[Span]:
+    """Random-looking strings with a context word at most 40 characters before them on their line.
+
+    The same as the ``contextual_random`` expression below (which gives its screen), but it looks
+    at every candidate, and faster: candidates are rare, context words are not.
+    """
+    for match in _CANDIDATE.finditer(text):
+        start = match.start()
+        if not looks_random(match.group()):
+            continue
+        window_start = max(0, start - _WINDOW - 30)  # a context word is at most ~30 characters
+        line_start = text.rfind("\n", window_start, start) + 1
+        window = text[max(window_start, line_start) : start]
+        if REDACTED in window:
+            window = window[window.rindex(REDACTED) + len(REDACTED) :]
+        offset = start - len(window)
+        for word in _CONTEXT_WORD_RE.finditer(window):
+            if start - (offset + word.end()) <= _WINDOW:
+                yield start, match.end()
+                break
+
+
 def _plausible_password(value: str) -> bool:
     """A value after 'password is': not a plain word ('stored', 'required', 'changed')."""
     value = value.strip("\"'`")
@@ -122,9 +166,20 @@ def _rule(
     flags: int = re.ASCII,
     accept: Callable[[str], bool] | None = None,
     whole_word: bool = False,
+    finder: Callable[[str], Iterable[Span]] | None = None,
+    cap: int = 8,
+    screen: str = "",
+    screen_pg: str = "",
 ) -> Detector:
     return Detector(
-        name=name, pattern=re.compile(pattern, flags), accept=accept, whole_word=whole_word
+        name=name,
+        pattern=re.compile(pattern, flags),
+        accept=accept,
+        whole_word=whole_word,
+        finder=finder,
+        cap=cap,
+        screen=screen,
+        screen_pg=screen_pg,
     )
 
 
@@ -267,12 +322,22 @@ DETECTORS: tuple[Detector, ...] = (
         r"(?P<value>[^\s,;()]+?)(?=[.,;:!?)]*(?:\s|\Z))",
         accept=_plausible_password,
     ),
+    # A provider's name as the key ("cohere: …", MISTRAL=…) and a random-looking value.
+    _rule(
+        "provider_key_value",
+        r"(?i:\b(?:" + _PROVIDERS + r")\b)\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?"
+        r"(?P<value>[A-Za-z0-9+/_=-]{20,})(?![A-Za-z0-9+/_=-])",
+        accept=looks_random,
+        cap=20,
+    ),
     # No known shape: a random-looking string within a few words after a context word.
     _rule(
         "contextual_random",
-        _CONTEXT_WORD + _GAP.format(40) + r"(?<![A-Za-z0-9+/_.=-])"
-        r"(?P<value>(?=[A-Za-z0-9+/_.=-]*[0-9])(?=[A-Za-z0-9+/_.=-]*[A-Za-z])"
-        r"[A-Za-z0-9+/_.=-]{16,})(?![A-Za-z0-9+/_.=-])",
-        accept=looks_random,
+        _CONTEXT_WORD + _GAP.format(40) + r"(?<![A-Za-z0-9+/_=-])"
+        r"(?P<value>(?=[A-Za-z0-9+/_=-]*[0-9])(?=[A-Za-z0-9+/_=-]*[A-Za-z])"
+        r"[A-Za-z0-9+/_=-]{20,})(?![A-Za-z0-9+/_=-])",
+        finder=contextual_random,
+        screen=widen(_CONTEXT_WORD) + _CANDIDATE_SCREEN,
+        screen_pg=widen(_CONTEXT_WORD, dialect="pg") + _CANDIDATE_SCREEN,
     ),
 )

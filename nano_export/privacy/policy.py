@@ -168,26 +168,47 @@ def _may_be_masked_pg(element: MayBeMasked, compiler: SQLCompiler, **kw: Any) ->
     return f"({compiler.process(element.text.regexp_match(screen), **kw)})"
 
 
-def _redact_series(series: pd.Series, screen: str, redact: Callable[[str], str]) -> pd.Series:
-    """Apply ``redact`` to the cells of a text column that ``screen`` flags."""
+def _text_array(series: pd.Series) -> pa.Array:
     dtype = series.dtype
     if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
         series = series.astype("str")  # object or other columns: text from here on
     arr = pa.array(series)
     if isinstance(arr, pa.ChunkedArray):  # a frame built by pd.concat
         arr = arr.combine_chunks()
-    flagged = pc.fill_null(pc.match_substring_regex(arr, screen), False)
-    count = pc.sum(flagged).as_py() or 0
-    if count == 0:
-        return series
-    originals = arr.filter(flagged).to_pylist()
-    replacements = pa.array([redact(text) for text in originals], type=arr.type)
-    result = pc.replace_with_mask(arr, flagged, replacements)
-    logger.debug(
-        "redacted text column",
-        extra={"column": series.name, "rows": len(series), "screened_in": count},
-    )
-    return pd.Series(result, index=series.index, name=series.name, dtype=series.dtype)
+    if arr.type != pa.string():
+        arr = arr.cast(pa.string())
+    return arr
+
+
+def _redact_columns(
+    frame: pd.DataFrame, names: list[str], screen: str, redact: Callable[[str], str]
+) -> None:
+    """Apply ``redact`` to the cells of the text columns ``names`` that ``screen`` flags.
+
+    The columns are screened as one array: RE2 compiles the screen (a hundred rules joined) once
+    per chunk instead of once per column, and builds its automaton once.
+    """
+    if not names:
+        return
+    arrays = [_text_array(frame[name]) for name in names]
+    flagged_all = pc.fill_null(pc.match_substring_regex(pa.concat_arrays(arrays), screen), False)
+    offset = 0
+    for name, arr in zip(names, arrays, strict=True):
+        flagged = flagged_all.slice(offset, len(arr))
+        offset += len(arr)
+        count = pc.sum(flagged).as_py() or 0
+        if count == 0:
+            if frame[name].dtype != "str":
+                frame[name] = pd.Series(arr, index=frame.index, name=name, dtype="str")
+            continue
+        originals = arr.filter(flagged).to_pylist()
+        replacements = pa.array([redact(text) for text in originals], type=arr.type)
+        result = pc.replace_with_mask(arr, flagged, replacements)
+        logger.debug(
+            "redacted text column",
+            extra={"column": name, "rows": len(arr), "screened_in": count},
+        )
+        frame[name] = pd.Series(result, index=frame.index, name=name, dtype="str")
 
 
 def apply_policy(df: pd.DataFrame, *, level: Privacy, secret: str) -> pd.DataFrame:
@@ -216,8 +237,7 @@ def apply_policy(df: pd.DataFrame, *, level: Privacy, secret: str) -> pd.DataFra
                 out[name] = _hash_series(out[name], secret)
     else:
         screen, redact = credential_screen(), redact_credentials
-    for name in free_text:
-        out[name] = _redact_series(out[name], screen, redact)
+    _redact_columns(out, free_text, screen, redact)
     return out
 
 
