@@ -109,7 +109,7 @@ def validate(spec: FilterSpec, dataset: Dataset, level: Privacy | None = None) -
     """Raise InvalidFilter when the spec cannot run on ``dataset``; touches no database.
 
     With ``level``, a ``where`` may not look at columns that level hides: at ``public`` the
-    free-text and identity columns, at ``standard`` the hashed ``session_id``. Otherwise the count
+    free-text and identity columns, at ``standard`` the hashed identities. Otherwise the count
     of matching rows would reveal what the file masks, one question at a time.
     """
     compile_filters(spec, dataset)
@@ -127,7 +127,7 @@ def validate(spec: FilterSpec, dataset: Dataset, level: Privacy | None = None) -
 #: Columns a ``where`` may not reference at each privacy level.
 HIDDEN_IN_WHERE: dict[Privacy, frozenset[str]] = {
     "public": FREE_TEXT | IDENTITY,
-    "standard": frozenset({"session_id"}),
+    "standard": IDENTITY,
     "full": frozenset(),
 }
 

@@ -762,7 +762,8 @@ def test_sqlite_engines_from_db_have_the_regexp_function(sqlite_url: str) -> Non
         ("public", "error is null", "error"),
         ("public", "input_tokens > output_tokens and model ~ 'gpt'", None),
         ("standard", "session_id = 'sess-1'", "session_id"),
-        ("standard", "response ~ 'Washington' and user = 'alice'", None),
+        ("standard", "response ~ 'Washington' and user = 'alice'", "user"),
+        ("standard", "response ~ 'Washington' and cost_usd > 0.01", None),
         ("full", "session_id = 'sess-1' and prompt ~ 'x'", None),
     ],
 )
