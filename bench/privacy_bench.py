@@ -1,8 +1,10 @@
 """Time ``privacy.apply_policy`` over a million realistic rows at each privacy level.
 
-Run: ``.venv/bin/python bench/privacy_bench.py [--rows N] [--chunk N]``. Builds prompts of ~200
-characters and responses of 200-600 characters, 1% of them with a planted secret, and applies the
-policy chunk by chunk as the exporter does. Prints wall and CPU seconds per level (CPU time is
+Run: ``.venv/bin/python bench/privacy_bench.py [--rows N] [--chunk N] [--db URL]``. Builds prompts
+of ~200 characters and responses of 200-600 characters, 1% of them with a planted secret, and
+applies the policy chunk by chunk as the exporter does. With ``--db``, the rows are the first N
+executions of a nano-export database instead (``nano-export seed`` text: realistic prompts,
+responses and errors). Prints wall and CPU seconds per level (CPU time is
 the steadier figure on a shared machine) and how many responses were redacted.
 """
 
@@ -77,14 +79,30 @@ def build(rows: int, seed: int = 7) -> pd.DataFrame:
     )
 
 
+def from_database(url: str, rows: int) -> pd.DataFrame:
+    """The first ``rows`` executions' text and identity columns of the database at ``url``."""
+    from sqlalchemy import create_engine
+
+    query = (
+        "SELECT id AS execution_id, prompt, response, error, user, session_id "
+        f"FROM executions ORDER BY id LIMIT {int(rows)}"
+    )
+    with create_engine(url).connect() as conn:
+        frame = pd.read_sql(query, conn)
+    for name in ("prompt", "response", "error", "user", "session_id"):
+        frame[name] = frame[name].astype("str")
+    return frame
+
+
 def main() -> None:
     """Build the rows, then time each level over chunks of ``--chunk`` rows."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=50_000)
+    parser.add_argument("--db", help="read the rows from this database URL instead")
     args = parser.parse_args()
     started = time.perf_counter()
-    frame = build(args.rows)
+    frame = from_database(args.db, args.rows) if args.db else build(args.rows)
     chars = int(frame["prompt"].str.len().sum() + frame["response"].str.len().sum())
     built = time.perf_counter() - started
     print(f"built {args.rows:,} rows ({chars / 1e6:.0f} M chars) in {built:.1f} s")

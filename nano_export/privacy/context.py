@@ -286,7 +286,7 @@ DETECTORS: tuple[Detector, ...] = (
     # Cookies and query parameters that carry a session (sessionid=…, auth_token=…, jwt=…).
     _rule(
         "session_pair",
-        r"(?:^|(?<=[\s;?&,]))(?i:[A-Za-z0-9_.-]*(?:sess|sid|token|auth|jwt|remember)[A-Za-z0-9_.-]*)"
+        r"(?<![^\s;?&,])(?i:[A-Za-z0-9_.-]*(?:sess|sid|token|auth|jwt|remember)[A-Za-z0-9_.-]*)"
         r"=(?P<value>[^;\s\"'\\&,]{8,})",
     ),
     # key=value / "key": "value" / key: value pairs (password=, api_key:, AWS_SECRET_ACCESS_KEY=).

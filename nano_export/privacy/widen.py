@@ -59,7 +59,59 @@ def widen(
         items = found
     ignore = bool(tree.state.flags & re.IGNORECASE)
     dotall = bool(tree.state.flags & re.DOTALL)
-    return _Writer(dialect, cap).seq(items, ignore=ignore, dotall=dotall, tail=True)
+    return _Writer(dialect, cap).seq(_trim_head(items), ignore=ignore, dotall=dotall, tail=True)
+
+
+_REPEATS = (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT)
+_SKIPPABLE = (c.ASSERT, c.ASSERT_NOT, c.AT)
+
+
+def _is_class_repeat(op: Any, av: Any) -> bool:
+    if op not in _REPEATS:
+        return False
+    body = list(av[2])
+    return len(body) == 1 and body[0][0] in (c.IN, c.ANY, c.NOT_LITERAL)
+
+
+def _trim_head(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """``items`` without the repeated character classes they start with, when a literal follows.
+
+    A search for the rest finds every text the whole finds (what precedes a match of the rest is
+    not looked at), and a screen that starts with a literal is far cheaper for RE2 than one whose
+    every position may start a run of ``[0-9A-Za-z]``.
+    """
+    items = list(items)
+    while items and items[0][0] in _SKIPPABLE:
+        items = items[1:]
+    if not items:
+        return items
+    op, av = items[0]
+    if op is c.SUBPATTERN and len(items) > 1 and any(o is c.LITERAL for o, _ in items[1:]):
+        # A group at the head: trimmed inside, the rest kept.
+        group, add_flags, del_flags, sub = av
+        return [(op, (group, add_flags, del_flags, _trim_head(list(sub)))), *items[1:]]
+    start = 0
+    while start < len(items) - 1 and (
+        _is_class_repeat(*items[start]) or items[start][0] in _SKIPPABLE
+    ):
+        start += 1
+    if start and _has_literal(items[start : start + 1]):
+        return items[start:]
+    return items
+
+
+def _has_literal(items: list[tuple[Any, Any]]) -> bool:
+    """Whether ``items`` start with a literal: a character, a branch of them, or a group."""
+    if not items:
+        return False
+    op, av = items[0]
+    if op is c.LITERAL:
+        return True
+    if op is c.BRANCH:
+        return all(_has_literal(list(branch)) for branch in av[1])
+    if op is c.SUBPATTERN:
+        return _has_literal(list(av[3]))
+    return False
 
 
 def _find_group(items: list[tuple[Any, Any]], index: int) -> list[tuple[Any, Any]] | None:
