@@ -211,7 +211,6 @@ def test_a_selection_gives_the_redacted_rows_without_a_file(
     configured: Settings, tmp_path: Path
 ) -> None:
 
-
     nx = nano_export.connect(configured.db_url, user="ann")
     sel = nx.select("evaluation-results", provider="openai", rename={"model": "llm"})
     assert sel.count() == 10
