@@ -50,16 +50,29 @@ _WIDTHS: dict[str, tuple[int, int]] = {  # kind → (min, max) width in characte
 }
 
 
+def _units(text: str) -> int:
+    """Length as Excel counts it: UTF-16 code units (a character beyond U+FFFF counts twice)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _cut(values: list[Any], arr: pa.Array) -> int:
     """Cut the text values over the cell limit in place; return how many were cut."""
-    too_long = pc.fill_null(pc.greater(pc.utf8_length(arr), CELL_CHARS), False)
-    if not pc.any(too_long).as_py():
+    # A cell of more than CELL_CHARS / 2 characters may be over the limit in UTF-16 units.
+    maybe = pc.fill_null(pc.greater(pc.utf8_length(arr), CELL_CHARS // 2), False)
+    if not pc.any(maybe).as_py():
         return 0
-    keep = CELL_CHARS - len(CUT_MARKER)
-    indices = too_long.to_numpy(zero_copy_only=False).nonzero()[0]
-    for i in indices:
-        values[i] = values[i][:keep] + CUT_MARKER
-    return len(indices)
+    cut = 0
+    room = CELL_CHARS - _units(CUT_MARKER)
+    for i in maybe.to_numpy(zero_copy_only=False).nonzero()[0]:
+        text = values[i]
+        if _units(text) <= CELL_CHARS:
+            continue
+        kept = text[:room]
+        while _units(kept) > room:  # characters beyond U+FFFF take two units each
+            kept = kept[: len(kept) - (_units(kept) - room + 1) // 2]
+        values[i] = kept + CUT_MARKER
+        cut += 1
+    return cut
 
 
 class XlsxSink(FileSink):

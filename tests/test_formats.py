@@ -359,3 +359,42 @@ def test_every_format_has_a_content_type_and_a_hint() -> None:
     assert set(FORMATS) == set(FORMAT_NAMES)
     assert FORMATS["xlsx"].content_type.endswith("spreadsheetml.sheet")
     assert all(f.hint and "/" in f.content_type for f in FORMATS.values())
+
+
+def test_a_cell_is_cut_at_excels_limit_in_utf16_units(tmp_path: Path) -> None:
+    kinds = {"t": "text"}
+    emoji = "😀" * 20_000  # 20,000 characters, 40,000 UTF-16 units: over the limit
+    fits = "é" * CELL_CHARS  # exactly at the limit: kept whole
+    with open_sink("xlsx", tmp_path / "u.xlsx", columns=["t"], kinds=kinds) as sink:  # type: ignore[arg-type]
+        sink.write(pd.DataFrame({"t": [emoji, fits, "short", None]}))
+        result = sink.commit()
+    assert result.truncated_cells == 1
+    rows = [r[0] for r in load_workbook(tmp_path / "u.xlsx").active.iter_rows(values_only=True)]
+    assert rows[2] == fits and rows[3] == "short"
+    assert rows[1].endswith(CUT_MARKER) and rows[1].startswith("😀")
+    assert len(rows[1].encode("utf-16-le")) // 2 <= CELL_CHARS
+
+
+def test_the_sheet_size_setting_reaches_the_export_and_its_record(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from nano_export import jobs
+    from nano_export.audit import list_events
+
+    engine = get_engine(settings.db_url)
+    insert_executions(engine, 20)
+    small = settings.model_copy(update={"xlsx_sheet_rows": 7})
+    rec = jobs.submit_export(
+        engine,
+        small,
+        user="ann",
+        role="admin",
+        request=ExportRequest(dataset="performance-metrics", format="xlsx"),
+        interface="cli",
+        wait=True,
+    )
+    assert rec.status == "succeeded" and rec.sheets == 3 and rec.truncated_cells == 0
+    assert rec.note == "3 sheets, each starting with the header row"
+    book = load_workbook(rec.file_path, read_only=True)
+    assert [s.max_row for s in book.worksheets] == [8, 8, 7]
+    with engine.connect() as conn:
+        (done,) = [e for e in list_events(conn, export_id=rec.id) if e.event == "export.succeeded"]
+    assert done.details["format"] == "xlsx" and done.details["sheets"] == 3
