@@ -64,6 +64,15 @@ class Sink(Protocol):
         """Remove the temporary file; safe to call twice or after commit."""
         ...
 
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
 
 class Digest:
     """A binary writer in front of a file that hashes and counts every byte written."""
