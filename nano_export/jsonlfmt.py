@@ -3,8 +3,9 @@
 Values are typed: numbers as JSON numbers (the same digits as the CSV file, never an exponent),
 booleans as ``true``/``false``, timestamps as ISO 8601 UTC strings
 (``"2025-08-10T14:03:07.123456Z"``), text as JSON strings with non-ASCII characters written as
-UTF-8, and ``null`` for a missing value (also for an infinite float, which JSON cannot hold). Each
-chunk is assembled into one buffer of bytes with Arrow kernels, hashed and written as it goes.
+UTF-8 (except U+0085, U+2028 and U+2029, escaped so that no line splitter breaks a row), and
+``null`` for a missing value (also for an infinite float, which JSON cannot hold). Each chunk is
+assembled into one buffer of bytes with Arrow kernels, hashed and written as it goes.
 """
 
 from __future__ import annotations
@@ -32,12 +33,19 @@ GZIP_LEVEL = 1
 _NULL = pa.scalar("null", TEXT)
 _EMPTY = pa.scalar("", TEXT)
 _QUOTE = pa.scalar('"', TEXT)
+#: Characters some line splitters (Python's ``str.splitlines``) break on: escaped, so that every
+#: line of the file is one whole JSON object whatever reads it.
+_LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_BREAKS = "[\u0085\u2028\u2029]"
 
 
 def _json_values(arr: pa.Array, kind: str) -> pa.Array:
     """A formatted column (see ``csvcells.format_cells``) as JSON literals, null as ``null``."""
     if kind == "text":
         arr = pa.array([None if v is None else encode_basestring(v) for v in arr.to_pylist()], TEXT)
+        if pc.any(pc.match_substring_regex(arr, _BREAKS)).as_py():
+            for char, escape in _LINE_BREAKS.items():
+                arr = pc.replace_substring(arr, char, escape)
     elif kind == "datetime":
         arr = pc.binary_join_element_wise(_QUOTE, arr, _QUOTE, _EMPTY)
     elif kind == "float":  # JSON has no infinities

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import re
@@ -398,3 +399,33 @@ def test_the_sheet_size_setting_reaches_the_export_and_its_record(settings, tmp_
     with engine.connect() as conn:
         (done,) = [e for e in list_events(conn, export_id=rec.id) if e.event == "export.succeeded"]
     assert done.details["format"] == "xlsx" and done.details["sheets"] == 3
+
+
+def test_jsonl_lines_are_valid_json_with_escapes_nulls_and_no_infinities(tmp_path: Path) -> None:
+    kinds = {'say "x"': "text", "ü": "float", "n": "int", "ok": "bool", "at": "datetime"}
+    frame = pd.DataFrame(
+        {
+            'say "x"': ['bell\x07 \\ "q" \u2028 ✓', None, ""],
+            "ü": [float("inf"), 1e-7, None],
+            "n": [1, None, 3],
+            "ok": [True, None, False],
+            "at": ["2025-08-10 14:03:07", None, "2025-08-10 14:03:07.5"],
+        }
+    )
+    out = tmp_path / "x.jsonl.gz"
+    with open_sink("jsonl.gz", out, columns=list(kinds), kinds=kinds) as sink:  # type: ignore[arg-type]
+        sink.write(frame)
+        result = sink.commit()
+    raw = gzip.decompress(out.read_bytes())
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == result.sha256
+    rows = [json.loads(line) for line in raw.decode("utf-8").splitlines()]
+    assert rows[0] == {
+        'say "x"': 'bell\x07 \\ "q" \u2028 ✓',
+        "ü": None,
+        "n": 1,
+        "ok": True,
+        "at": "2025-08-10T14:03:07.000000Z",
+    }
+    assert rows[1] == {'say "x"': None, "ü": 0.0000001, "n": None, "ok": None, "at": None}
+    assert rows[2]['say "x"'] == "" and rows[2]["at"] == "2025-08-10T14:03:07.500000Z"
+    assert b"0.0000001" in raw and b"e-07" not in raw
