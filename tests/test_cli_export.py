@@ -266,6 +266,7 @@ def test_exports_list_json_has_the_api_fields(env: dict[str, str], tmp_path: Pat
     assert records[0]["rows_done"] == 90
     code, stdout, _ = run("exports", "list")
     assert records[0]["id"] in stdout
+    assert "format" in stdout.splitlines()[0] and " csv " in stdout
 
 
 def test_audit_json_lists_events_with_actor_and_time(env: dict[str, str], tmp_path: Path) -> None:

@@ -361,7 +361,9 @@ def list_(app: AppContext, user: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.public() for r in records], indent=2))
         return
-    echo_table([_row(r) for r in records], ["id", "owner", "dataset", "status", "rows", "size"])
+    echo_table(
+        [_row(r) for r in records], ["id", "owner", "dataset", "status", "rows", "format", "size"]
+    )
 
 
 def _row(rec: ExportRecord) -> dict[str, Any]:
@@ -371,6 +373,7 @@ def _row(rec: ExportRecord) -> dict[str, Any]:
         "dataset": rec.dataset,
         "status": rec.status,
         "rows": rec.rows_done,
+        "format": rec.format,
         "size": _human(rec.bytes) if rec.bytes is not None else "",
     }
 
