@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is nee
 
 #: Excel's row limit (1,048,576) less the header row.
 SHEET_ROWS = XLSX_SHEET_ROWS
-#: Excel's cell limit, in characters.
+#: Excel's cell limit, in characters as Excel counts them (UTF-16 code units).
 CELL_CHARS = 32_767
 #: Ends a cell cut at the limit, so the reader sees that text is missing.
 CUT_MARKER = "…[cut at Excel's 32,767-character cell limit]"
