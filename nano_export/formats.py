@@ -56,16 +56,6 @@ FORMATS: dict[str, Format] = {
 FORMAT_NAMES: tuple[str, ...] = get_args(ExportFormat)
 
 
-def get_format(name: str) -> Format:
-    """The format called ``name``; ValueError naming the formats for an unknown one."""
-    try:
-        return FORMATS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown format {name!r}; the formats are: {', '.join(FORMAT_NAMES)}"
-        ) from None
-
-
 def sheets_for(rows: int, sheet_rows: int = XLSX_SHEET_ROWS) -> int:
     """How many worksheets an xlsx file of ``rows`` data rows has (at least one)."""
     return max(1, math.ceil(rows / sheet_rows))

@@ -356,8 +356,13 @@ def test_a_failed_export_leaves_no_file_and_a_bad_chunk_is_refused(
     assert out.exists()
 
 
-def test_every_format_has_a_content_type_and_a_hint() -> None:
+def test_every_format_has_a_content_type_and_a_hint(tmp_path: Path) -> None:
     assert set(FORMATS) == set(FORMAT_NAMES)
+    with pytest.raises(ValueError, match=r"the formats are: csv, csv\.gz, xlsx, parquet"):
+        open_sink("xml", tmp_path / "x.xml", columns=["n"], kinds={"n": "int"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sheet_rows"):
+        open_sink("xlsx", tmp_path / "x.xlsx", columns=["n"], kinds={"n": "int"}, sheet_rows=0)
+    assert list(tmp_path.iterdir()) == []
     assert FORMATS["xlsx"].content_type.endswith("spreadsheetml.sheet")
     assert all(f.hint and "/" in f.content_type for f in FORMATS.values())
 
