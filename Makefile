@@ -55,9 +55,11 @@ chromium:
 		fi; \
 	fi
 
-## make bench: export speed and memory against the sqlite3 CLI, naive pandas and psql \copy
+## make bench: export speed and memory against the sqlite3 CLI, naive pandas and psql \copy, then
+## every export format against CSV (FORMATS_BENCH_ARGS="--rows 100000" for a quick run)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/export_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/formats_bench.py $(FORMATS_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

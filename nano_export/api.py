@@ -32,13 +32,15 @@ from nano_export import auth, jobs, tokens
 from nano_export.api_docs import openapi_document
 from nano_export.db import get_engine
 from nano_export.errors import AuthenticationFailed, BadInput, NanoExportError
+from nano_export.formats import FORMATS
 from nano_export.models import ExportRecord, ExportRequest, Role
 from nano_export.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 1_000_000
-CONTENT_TYPES: Final = {"csv": "text/csv; charset=utf-8", "csv.gz": "application/gzip"}
+#: The download's Content-Type per export format.
+CONTENT_TYPES: Final = {name: f.content_type for name, f in FORMATS.items()}
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,7 @@ class IdentityDownloads:
     """Serve export files as stored: keep Streamlit's gzip middleware off ``/download``.
 
     Re-compressing a large CSV on the fly would cost seconds of CPU per download and drop the
-    ``Content-Length``; a ``.csv.gz`` export is already compressed.
+    ``Content-Length``; a ``.gz``, ``.xlsx`` or ``.parquet`` export is already compressed.
     """
 
     def __init__(self, app: ASGIApp) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from nano_export.formats import FORMATS
 from nano_export.models import ExportRequest
 
 _REF = "#/components/schemas/{model}"
@@ -155,8 +156,12 @@ def openapi_document() -> dict[str, Any]:
                             "description": "The file, with a Content-Disposition file name.",
                             "content": {
                                 "text/csv": {"schema": {"type": "string"}},
-                                "application/gzip": {
-                                    "schema": {"type": "string", "contentEncoding": "binary"}
+                                **{
+                                    f.content_type: {
+                                        "schema": {"type": "string", "contentEncoding": "binary"}
+                                    }
+                                    for f in FORMATS.values()
+                                    if f.name != "csv"
                                 },
                             },
                         },

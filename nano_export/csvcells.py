@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nano_export.typedcells import TEXT, combined, flags, numbers, texts, timestamps
+
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
 
@@ -25,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 #: Characters that make a spreadsheet treat a cell as a formula.
 FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
-#: The Arrow type of every formatted column (64-bit offsets: no 2 GiB limit per chunk).
-TEXT = pa.large_string()
 EMPTY = pa.scalar("", TEXT)
 
 _ZULU = pa.scalar("Z", TEXT)
@@ -34,38 +34,11 @@ _APOSTROPHE = pa.scalar("'", TEXT)
 _FORMULA_BYTES = np.zeros(256, dtype=bool)
 _FORMULA_BYTES[list("".join(FORMULA_CHARS).encode())] = True
 _NO_BYTES = np.zeros(0, dtype=np.uint8)
-_BOOL_WORDS = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
 
 
 def guard_formula(text: str) -> str:
     """``text`` with a leading ``'`` when it starts like a spreadsheet formula."""
     return "'" + text if text.startswith(FORMULA_CHARS) else text
-
-
-def _arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
-    """The column as Arrow (pandas nulls → Arrow nulls), or None when the types are mixed."""
-    try:
-        return pa.array(series, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-
-
-def _numeric(series: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """Numbers as Arrow ints or floats; text holding numbers is parsed, anything else raises."""
-    arr = _arrow(series)
-    if arr is not None and (
-        pa.types.is_integer(arr.type)
-        or pa.types.is_floating(arr.type)
-        or pa.types.is_null(arr.type)
-    ):
-        return arr
-    if arr is not None and pa.types.is_boolean(arr.type):
-        return pc.cast(arr, pa.int8())
-    try:
-        parsed = pd.to_numeric(series.astype(object), errors="raise")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"column {series.name!r} should hold numbers: {exc}") from None
-    return pa.array(parsed, from_pandas=True)
 
 
 def _plain(value: float) -> str:
@@ -75,7 +48,7 @@ def _plain(value: float) -> str:
 
 
 def _float_cells(series: pd.Series) -> pa.Array:
-    arr = _numeric(series)
+    arr = numbers(series)
     if not pa.types.is_floating(arr.type):
         arr = pc.cast(arr, pa.float64())
     out = combined(pc.cast(arr, TEXT))  # shortest round-trip digits, "2" for 2.0
@@ -92,7 +65,7 @@ def _float_cells(series: pd.Series) -> pa.Array:
 
 
 def _int_cells(series: pd.Series) -> pa.Array:
-    arr = _numeric(series)
+    arr = numbers(series)
     if pa.types.is_floating(arr.type):  # ints with nulls arrive as float64 + NaN
         try:
             arr = pc.cast(arr, pa.int64())  # a safe cast: refuses fractions
@@ -102,58 +75,13 @@ def _int_cells(series: pd.Series) -> pa.Array:
     return combined(pc.cast(arr, TEXT))
 
 
-def _is_null(value: Any) -> bool:
-    """None, NaN, NA or NaT (scalars only: a list in a cell is a value, not a null mask)."""
-    return (
-        value is None
-        or value is pd.NA
-        or value is pd.NaT
-        or (isinstance(value, float) and np.isnan(value))
-    )
-
-
-def _to_bool(value: Any) -> bool | None:
-    if _is_null(value):
-        return None
-    word = str(value).strip().lower()
-    if word not in _BOOL_WORDS:
-        raise ValueError(f"not a boolean: {value!r}")
-    return _BOOL_WORDS[word]
-
-
 def _bool_cells(series: pd.Series) -> pa.Array:
-    try:
-        flags = series.astype("boolean")  # bool, 0/1, 0.0/1.0 and None
-    except (TypeError, ValueError):
-        flags = series.map(_to_bool).astype("boolean")
-    arr = pa.array(flags, from_pandas=True)
+    arr = flags(series)
     return combined(pc.if_else(arr, pa.scalar("true", TEXT), pa.scalar("false", TEXT)))
 
 
-def _parse_naive_text(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
-    """SQLite's ``2025-08-10 14:03:07[.123456]`` text, parsed by Arrow (much faster than pandas)."""
-    arr = _arrow(series)
-    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        return None
-    try:
-        return pc.cast(arr, pa.timestamp("us"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-
-
 def _datetime_cells(series: pd.Series) -> pa.Array:
-    arr: pa.Array | pa.ChunkedArray | None = None
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        stamps = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_dtype(series.dtype):
-        stamps = series  # naive datetimes from the database are UTC
-    else:
-        arr = _parse_naive_text(series)
-        if arr is None:  # datetime objects, offsets or a mix: pandas (naive values are UTC)
-            stamps = pd.to_datetime(series, utc=True, format="ISO8601").dt.tz_localize(None)
-    if arr is None:
-        values = stamps.to_numpy(dtype="datetime64[us]")
-        arr = pa.array(values, type=pa.timestamp("us"), from_pandas=True)
+    arr = timestamps(series)
     # A microsecond timestamp casts to "YYYY-MM-DD HH:MM:SS.ffffff" (always six digits): one
     # format for every row. Much faster than pc.strftime.
     text = pc.replace_substring(pc.cast(arr, TEXT), " ", "T", max_replacements=1)
@@ -161,12 +89,7 @@ def _datetime_cells(series: pd.Series) -> pa.Array:
 
 
 def _text_cells(series: pd.Series) -> pa.Array:
-    arr = _arrow(series)
-    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        if arr is not None and pa.types.is_null(arr.type):
-            return pa.nulls(len(series), TEXT)
-        arr = pa.array([None if _is_null(v) else str(v) for v in series.astype(object)], TEXT)
-    arr = combined(pc.cast(arr, TEXT))
+    arr = texts(series)
     data, offsets = bytes_of(arr)
     # The formula guard from the first byte of each cell: a few cells get the ' prefix, the rest
     # of the column is not copied (a regex replace over the column rewrote every cell).
@@ -188,11 +111,6 @@ def bytes_of(arr: pa.Array) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.nda
     return data, offsets
 
 
-def combined(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One contiguous array (Arrow may hand back a chunked one)."""
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-
 _FORMATTERS: dict[str, Callable[[pd.Series], pa.Array]] = {
     "int": _int_cells,
     "float": _float_cells,
@@ -202,14 +120,21 @@ _FORMATTERS: dict[str, Callable[[pd.Series], pa.Array]] = {
 }
 
 
-def format_cells(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> list[pa.Array]:
-    """Each column of ``df`` formatted by its kind, as a large_string Arrow array."""
+def format_cells(
+    df: pd.DataFrame, kinds: Mapping[str, Kind], *, guard: bool = True
+) -> list[pa.Array]:
+    """Each column of ``df`` formatted by its kind, as a large_string Arrow array.
+
+    ``guard=False`` leaves text exactly as it is (no formula guard), for formats that are not
+    opened by spreadsheets as text.
+    """
     cells = []
     for position, name in enumerate(df.columns):
         kind = kinds.get(name)
         if kind not in _FORMATTERS:
             raise ValueError(f"column {name!r} has no known kind (got {kind!r})")
-        cells.append(_FORMATTERS[kind](df.iloc[:, position]))
+        series = df.iloc[:, position]
+        cells.append(texts(series) if kind == "text" and not guard else _FORMATTERS[kind](series))
     return cells
 
 

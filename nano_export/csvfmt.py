@@ -19,17 +19,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip as gzip_module
-import hashlib
 import io
 import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -39,13 +37,13 @@ import pyarrow.compute as pc
 from nano_export.csvcells import (
     EMPTY,
     FORMULA_CHARS,
-    TEXT,
     bytes_of,
-    combined,
     format_cells,
     format_frame,
     guard_formula,
 )
+from nano_export.sinkfile import TEMP_SUFFIX, Digest, SinkResult, fsync_dir
+from nano_export.typedcells import TEXT, combined
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -67,8 +65,6 @@ logger = logging.getLogger(__name__)
 
 #: Row terminator of every file (RFC 4180).
 LINE_END = "\r\n"
-#: Suffix of temporary files; a process that died mid-export may leave ``.<name>.*.part`` behind.
-TEMP_SUFFIX = ".part"
 #: zlib level for ``.csv.gz``: level 1 is several times faster than 6 for a few % more bytes.
 GZIP_LEVEL = 1
 #: The UTF-8 byte order mark written first with ``excel=True``.
@@ -81,16 +77,6 @@ _NEEDS_QUOTES = '[,"\r\n]'
 _SPECIAL_BYTES = np.zeros(256, dtype=bool)
 _SPECIAL_BYTES[list(b',"\r\n')] = True
 _SCAN_BYTES_PER_ROW = 64
-
-
-@dataclass(frozen=True)
-class SinkResult:
-    """A committed file: its final path, data rows, size on disk and sha256 (hex) of its bytes."""
-
-    path: Path
-    rows: int
-    bytes: int
-    sha256: str
 
 
 # --- CSV assembly ----------------------------------------------------------------------------
@@ -149,24 +135,6 @@ def header_line(columns: Sequence[str]) -> bytes:
 # --- the sink --------------------------------------------------------------------------------
 
 
-class _Digest:
-    """A binary writer in front of the file that hashes and counts every byte written."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        self.sha.update(data)
-        written = self.raw.write(data)
-        self.size += written
-        return written
-
-    def flush(self) -> None:
-        self.raw.flush()
-
-
 class CsvSink:
     """One CSV file written chunk by chunk to a temporary name and renamed on :meth:`commit`.
 
@@ -200,8 +168,8 @@ class CsvSink:
         )
         self.temp_path = Path(temp)
         self._raw = os.fdopen(fd, "wb")
-        self._digest = _Digest(self._raw)
-        self._out: _Digest | gzip_module.GzipFile = self._digest
+        self._digest = Digest(self._raw)
+        self._out: Digest | gzip_module.GzipFile = self._digest
         # One writer thread compresses, hashes and writes chunk N while chunk N+1 is formatted
         # (zlib, hashlib and file writes release the GIL); at most one chunk waits in memory.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-writer")
@@ -261,7 +229,7 @@ class CsvSink:
             self.abort()
             raise
         self._done = True
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         result = SinkResult(self.path, self._rows, self._digest.size, self._digest.sha.hexdigest())
         logger.info("wrote %s: %d rows, %d bytes", self.path, result.rows, result.bytes)
         return result
@@ -297,17 +265,3 @@ class CsvSink:
             if exc_type is None:
                 logger.warning("CSV sink for %s left without commit; discarding it", self.path)
             self.abort()
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (best effort: not every platform can open a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

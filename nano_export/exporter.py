@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,13 @@ from sqlalchemy import Connection, Engine, Select, func, select
 
 from nano_export import filters, privacy
 from nano_export.csvcells import format_cells
-from nano_export.csvfmt import CsvSink, SinkResult, encode_rows, header_line
+from nano_export.csvfmt import encode_rows, header_line
 from nano_export.datasets import FREE_TEXT, Dataset, Kind, get_dataset
 from nano_export.db import compile_bound
 from nano_export.errors import BadInput, ExportCancelled
-from nano_export.models import ExportRequest, FilterSpec, Privacy
+from nano_export.formats import open_sink
+from nano_export.models import ExportFormat, ExportRequest, FilterSpec, Privacy
+from nano_export.sinkfile import XLSX_SHEET_ROWS, SinkResult
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,13 @@ class ExportPlan:
     columns: tuple[str, ...]
     rename: dict[str, str]
     privacy: Privacy
-    gzip: bool
+    format: ExportFormat
     excel: bool
+
+    @property
+    def gzip(self) -> bool:
+        """Whether the file is gzip-compressed CSV."""
+        return self.format == "csv.gz"
 
     @property
     def output_names(self) -> list[str]:
@@ -126,6 +134,11 @@ def plan_export(request: ExportRequest) -> ExportPlan:
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise BadInput(f"renames give two columns the same name: {', '.join(clashes)}")
+    if request.excel and request.format not in ("csv", "csv.gz"):
+        raise BadInput(
+            f"excel (a byte-order mark for CSV) does not apply to format {request.format!r}; "
+            "for a workbook choose format 'xlsx'"
+        )
     filters.validate(request.filters, dataset, request.privacy)
     return ExportPlan(
         dataset=dataset,
@@ -133,9 +146,25 @@ def plan_export(request: ExportRequest) -> ExportPlan:
         columns=columns,
         rename=dict(request.rename),
         privacy=request.privacy,
-        gzip=request.format == "csv.gz",
+        format=request.format,
         excel=request.excel,
     )
+
+
+def manifest(plan: ExportPlan, *, at: datetime | None = None) -> dict[str, Any]:
+    """What a file says about itself (Parquet metadata): dataset, filters, columns, privacy level,
+    nano-export version and the time of the export (UTC)."""
+    from nano_export import __version__
+
+    return {
+        "dataset": plan.dataset.name,
+        "filters": plan.spec.model_dump(mode="json", exclude_defaults=True),
+        "columns": plan.output_names,
+        "privacy": plan.privacy,
+        "format": plan.format,
+        "nano_export_version": __version__,
+        "exported_at": (at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+    }
 
 
 def count_rows(conn: Connection, plan: ExportPlan) -> int:
@@ -253,20 +282,23 @@ def run_export(
     chunk_rows: int,
     on_progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
+    sheet_rows: int = XLSX_SHEET_ROWS,
 ) -> SinkResult:
     """Write the plan's rows to ``out_path``; the file appears there only when complete.
 
     ``on_progress`` receives the rows written so far after each chunk; ``should_cancel`` is asked
     after each chunk and stops the export with ExportCancelled. On any error the temporary file is
-    removed and the exception propagates.
+    removed and the exception propagates. ``sheet_rows`` is the data rows per xlsx worksheet.
     """
     started = time.perf_counter()
-    sink = CsvSink(
+    sink = open_sink(
+        plan.format,
         out_path,
         columns=plan.output_names,
         kinds=plan.output_kinds,
-        gzip=plan.gzip,
         excel=plan.excel,
+        manifest=manifest(plan),
+        sheet_rows=sheet_rows,
     )
     try:
         chunks = read_ahead(engine, plan, chunk_rows)
@@ -287,8 +319,10 @@ def run_export(
         "export written",
         extra={
             "dataset": plan.dataset.name,
+            "format": plan.format,
             "rows": result.rows,
             "bytes": result.bytes,
+            "truncated_cells": result.truncated_cells,
             "seconds": round(time.perf_counter() - started, 3),
         },
     )

@@ -26,7 +26,6 @@ from sqlalchemy import Connection, Engine, and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nano_export import audit, privacy
-from nano_export.csvfmt import TEMP_SUFFIX
 from nano_export.db import as_utc, utcnow
 from nano_export.errors import (
     BadInput,
@@ -48,6 +47,7 @@ from nano_export.models import (
 )
 from nano_export.schema import export_slots, exports
 from nano_export.settings import Settings
+from nano_export.sinkfile import TEMP_SUFFIX, SinkResult
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ def _record(row: Any) -> ExportRecord:
         columns=spec.get("columns"),
         rename=spec.get("rename", {}),
         excel=spec.get("excel", False),
+        truncated_cells=spec.get("truncated_cells", 0),
+        sheets=spec.get("sheets", 0),
         **{k: v for k, v in data.items() if k in ExportRecord.model_fields},
     )
 
@@ -376,9 +378,11 @@ def _run(
             chunk_rows=settings.chunk_rows,
             on_progress=progress,
             should_cancel=should_cancel,
+            sheet_rows=settings.xlsx_sheet_rows,
         )
         heartbeat.stop()
         with engine.begin() as conn:
+            spec = _spec_with_result(conn, export_id, result)
             done = conn.execute(
                 update(exports)
                 .where(
@@ -395,6 +399,7 @@ def _run(
                     bytes=result.bytes,
                     sha256=result.sha256,
                     file_path=str(result.path),
+                    spec=spec,
                     finished_at=utcnow(),
                     heartbeat_at=utcnow(),
                 )
@@ -406,7 +411,7 @@ def _run(
                     rec,
                     "export.succeeded",
                     rows=result.rows,
-                    details={"bytes": result.bytes, "sha256": result.sha256},
+                    details=_result_details(rec, result),
                 )
         if (
             done.rowcount != 1
@@ -436,6 +441,30 @@ def _run(
         heartbeat.stop()
         with _threads_lock:
             _threads.pop(export_id, None)
+
+
+def _spec_with_result(conn: Connection, export_id: str, result: SinkResult) -> str:
+    """The export's frozen spec with what writing found: cells cut (xlsx) and sheets."""
+    spec = json.loads(
+        conn.execute(select(exports.c.spec).where(exports.c.id == export_id)).scalar_one()
+    )
+    if result.truncated_cells:
+        spec["truncated_cells"] = result.truncated_cells
+    if result.sheets:
+        spec["sheets"] = result.sheets
+    return json.dumps(spec, sort_keys=True)
+
+
+def _result_details(rec: ExportRecord, result: SinkResult) -> dict[str, Any]:
+    """The details of ``export.succeeded``: size, hash, format, and any cells cut."""
+    details: dict[str, Any] = {"bytes": result.bytes, "sha256": result.sha256}
+    if rec.format != "csv":
+        details["format"] = rec.format
+    if result.truncated_cells:
+        details["truncated_cells"] = result.truncated_cells
+    if result.sheets > 1:
+        details["sheets"] = result.sheets
+    return details
 
 
 def _audit_job(

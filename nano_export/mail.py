@@ -1,8 +1,10 @@
 """Email for scheduled exports: compose one message per run, send it over SMTP with retries.
 
 Standard library only (``smtplib``, ``email.message.EmailMessage``). The message holds no data rows:
-a summary, a link to the export in the dashboard, and the export itself attached as gzip when it is
-small enough. Whoever sends decides what to audit; this module only reports how it went.
+a summary, a link to the export in the dashboard, and the export itself attached when it is small
+enough: in its own format, gzipped when that helps (CSV and JSON Lines; xlsx, Parquet and ``.gz``
+files are compressed already). Whoever sends decides what to audit; this module only reports how
+it went.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from nano_export.errors import NanoExportError
+from nano_export.formats import FORMATS, Format
 from nano_export.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class ExportMail:
     link: str
     file_path: Path | None
     file_name: str
+    note: str | None = None
 
 
 def enabled(settings: Settings) -> bool:
@@ -63,9 +67,7 @@ def enabled(settings: Settings) -> bool:
 def gzip_within(path: Path, limit_bytes: int) -> bytes | None:
     """The file gzip-compressed (as-is when it already is gzip), or None when over the limit."""
     if path.name.endswith(".gz"):
-        if path.stat().st_size >= limit_bytes:
-            return None
-        return path.read_bytes()
+        return as_is_within(path, limit_bytes)
     buffer = io.BytesIO()
     with path.open("rb") as src, gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as dst:
         while chunk := src.read(1 << 20):
@@ -76,14 +78,41 @@ def gzip_within(path: Path, limit_bytes: int) -> bytes | None:
     return data if len(data) < limit_bytes else None
 
 
+def as_is_within(path: Path, limit_bytes: int) -> bytes | None:
+    """The file's bytes, or None when it is over the limit."""
+    if path.stat().st_size >= limit_bytes:
+        return None
+    return path.read_bytes()
+
+
+def _attachment_format(file_name: str) -> Format | None:
+    """The export format a file name ends with (the longest match), if any."""
+    matches = [f for name, f in FORMATS.items() if file_name.endswith(f".{name}")]
+    return max(matches, key=lambda f: len(f.name)) if matches else None
+
+
 def compose(
     content: ExportMail, *, sender: str, recipients: Sequence[str], attach_max_mb: float
 ) -> EmailMessage:
-    """A plain-text + HTML message about one export, with the gzip file when under the limit."""
+    """A plain-text + HTML message about one export, with the file when under the limit.
+
+    The file keeps its format; CSV and JSON Lines are gzipped on the way (``.gz`` added to the
+    name), compressed formats (xlsx, Parquet, ``.gz``) go as they are.
+    """
+    fmt = _attachment_format(content.file_name)
+    keep = fmt is not None and fmt.compressed
     attachment: bytes | None = None
     if content.file_path is not None and content.file_path.exists() and attach_max_mb > 0:
-        attachment = gzip_within(content.file_path, int(attach_max_mb * 1024 * 1024))
-    gz_name = content.file_name if content.file_name.endswith(".gz") else f"{content.file_name}.gz"
+        limit = int(attach_max_mb * 1024 * 1024)
+        attachment = (as_is_within if keep else gzip_within)(content.file_path, limit)
+    gz_name = (
+        content.file_name
+        if keep or content.file_name.endswith(".gz")
+        else f"{content.file_name}.gz"
+    )
+    maintype, subtype = (
+        fmt.content_type.split(";")[0].split("/", 1) if keep and fmt else ("application", "gzip")
+    )
     noun = "row" if content.rows == 1 else "rows"
     if attachment is not None:
         file_line = f"The export is attached as {gz_name}."
@@ -92,6 +121,11 @@ def compose(
     else:
         file_line = f"The export is larger than {attach_max_mb:g} MB: download it from the link."
 
+    note_line = f"Note: {content.note}\n" if content.note else ""
+    e = html.escape
+    note_row = (
+        f"<tr><th align='left'>Note</th><td>{e(content.note)}</td></tr>" if content.note else ""
+    )
     msg = EmailMessage()
     msg["Subject"] = f"[nano-export] {content.schedule}: {content.rows:,} {noun}"
     msg["From"] = sender
@@ -102,11 +136,11 @@ def compose(
         f"Scheduled export {content.schedule!r} is ready.\n\n"
         f"Dataset: {content.dataset}\n"
         f"Rows: {content.rows:,}\n"
-        f"Filters: {content.summary}\n\n"
+        f"Filters: {content.summary}\n"
+        f"{note_line}\n"
         f"Open it in the dashboard: {content.link}\n\n"
         f"{file_line}\n"
     )
-    e = html.escape
     msg.add_alternative(
         "<html><body>"
         f"<p>Scheduled export <strong>{e(content.schedule)}</strong> is ready.</p>"
@@ -114,6 +148,7 @@ def compose(
         f"<tr><th align='left'>Dataset</th><td>{e(content.dataset)}</td></tr>"
         f"<tr><th align='left'>Rows</th><td>{content.rows:,}</td></tr>"
         f"<tr><th align='left'>Filters</th><td>{e(content.summary)}</td></tr>"
+        f"{note_row}"
         "</table>"
         f'<p><a href="{e(content.link, quote=True)}">Open the export in the dashboard</a></p>'
         f"<p>{e(file_line)}</p>"
@@ -121,7 +156,7 @@ def compose(
         subtype="html",
     )
     if attachment is not None:
-        msg.add_attachment(attachment, maintype="application", subtype="gzip", filename=gz_name)
+        msg.add_attachment(attachment, maintype=maintype, subtype=subtype, filename=gz_name)
     return msg
 
 
@@ -189,4 +224,4 @@ def send(
         return attempts
 
 
-__all__ = ["ExportMail", "MailFailed", "compose", "enabled", "gzip_within", "send"]
+__all__ = ["ExportMail", "MailFailed", "as_is_within", "compose", "enabled", "gzip_within", "send"]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Privacy = Literal["public", "standard", "full"]
 Role = Literal["viewer", "analyst", "admin"]
-ExportFormat = Literal["csv", "csv.gz"]
+ExportFormat = Literal["csv", "csv.gz", "xlsx", "parquet", "jsonl", "jsonl.gz"]
 ExportStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
 Interface = Literal["cli", "api", "dashboard", "notebook", "scheduler"]
 
@@ -88,6 +88,22 @@ class ExportRecord(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     file_path: str | None = None
+    truncated_cells: int = 0
+    sheets: int = 0
+
+    @property
+    def note(self) -> str | None:
+        """What the reader of the file should know beyond its rows (cells cut, sheets), if any."""
+        parts = []
+        if self.sheets > 1:
+            parts.append(f"{self.sheets} sheets, each starting with the header row")
+        if self.truncated_cells:
+            noun = "cell was" if self.truncated_cells == 1 else "cells were"
+            parts.append(
+                f"{self.truncated_cells:,} {noun} longer than Excel's 32,767-character limit "
+                "and cut (marked at the end)"
+            )
+        return "; ".join(parts) or None
 
     @property
     def file_name(self) -> str:

@@ -4,7 +4,8 @@
 >>> nx = nano_export.connect("sqlite:///data/nano-export.db", user="ann")
 >>> nx.count("evaluation-results", provider=["openai"], success=False)
 >>> df = nx.preview("evaluation-results", where="cost_usd > 0.01", limit=10)
->>> record = nx.export("performance-metrics", out="metrics.csv", since="2025-08-01")
+>>> record = nx.export("performance-metrics", out="metrics.parquet", format="parquet")
+>>> df = nx.select("evaluation-results", provider="openai").to_pandas()  # redacted, no file
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
@@ -23,10 +25,11 @@ from nano_export import audit, jobs
 from nano_export.auth import load_users, role_of
 from nano_export.db import get_engine, read_connection, require_database
 from nano_export.errors import BadInput, PermissionDenied
-from nano_export.exporter import count_rows, plan_export, preview_on
+from nano_export.exporter import count_rows, plan_export, preview_on, read_ahead, transform
 from nano_export.models import (
     ALLOWED_LEVELS,
     AuditEvent,
+    ExportFormat,
     ExportRecord,
     ExportRequest,
     FilterSpec,
@@ -34,6 +37,7 @@ from nano_export.models import (
     Role,
 )
 from nano_export.settings import Settings, get_settings
+from nano_export.typedcells import arrow_schema, typed_table
 
 
 class Client:
@@ -61,10 +65,16 @@ class Client:
         columns: Sequence[str] | None = None,
         rename: dict[str, str] | None = None,
         privacy: Privacy | None = None,
+        format: ExportFormat | None = None,
         gzip: bool = False,
         excel: bool = False,
         **filters: Any,
     ) -> ExportRequest:
+        fmt: str = format or ("csv.gz" if gzip else "csv")
+        if gzip and fmt in ("csv", "jsonl"):
+            fmt = f"{fmt}.gz"
+        elif gzip and not fmt.endswith(".gz"):
+            raise BadInput(f"gzip applies to csv and jsonl; format {fmt!r} is compressed already")
         try:
             return ExportRequest(
                 dataset=dataset,
@@ -72,7 +82,7 @@ class Client:
                 columns=list(columns) if columns else None,
                 rename=rename or {},
                 privacy=privacy or self.default_privacy,
-                format="csv.gz" if gzip else "csv",
+                format=fmt,  # type: ignore[arg-type]
                 excel=excel,
             )
         except ValidationError as exc:
@@ -110,16 +120,22 @@ class Client:
         columns: Sequence[str] | None = None,
         rename: dict[str, str] | None = None,
         privacy: Privacy | None = None,
+        format: ExportFormat | None = None,
         gzip: bool = False,
         excel: bool = False,
         **filters: Any,
     ) -> ExportRecord:
-        """Export to a CSV file (the export folder, or ``out``); returns the finished record."""
+        """Export to a file (the export folder, or ``out``); returns the finished record.
+
+        ``format`` is csv (default), csv.gz, xlsx, parquet, jsonl or jsonl.gz; ``gzip=True``
+        is csv.gz (or jsonl.gz with ``format="jsonl"``), ``excel=True`` a BOM on CSV.
+        """
         request = self._request(
             dataset,
             columns=columns,
             rename=rename,
             privacy=privacy,
+            format=format,
             gzip=gzip,
             excel=excel,
             **filters,
@@ -135,6 +151,20 @@ class Client:
             out_path=Path(out) if out is not None else None,
         )
 
+    def select(
+        self,
+        dataset: str = "evaluation-results",
+        *,
+        columns: Sequence[str] | None = None,
+        rename: dict[str, str] | None = None,
+        privacy: Privacy | None = None,
+        **filters: Any,
+    ) -> Selection:
+        """The matching rows as a ``Selection``: ``to_pandas()``/``to_arrow()`` without a file."""
+        request = self._request(dataset, columns=columns, rename=rename, privacy=privacy, **filters)
+        plan_export(request)  # a bad column, rename or filter is refused here
+        return Selection(self, request)
+
     def exports(self) -> list[ExportRecord]:
         """This user's exports, newest first."""
         return jobs.list_exports(self.engine, user=self.user)
@@ -145,6 +175,85 @@ class Client:
             raise PermissionDenied("only admins may read the audit log")
         with self.engine.connect() as conn:
             return audit.list_events(conn, since=since)
+
+
+class Selection:
+    """Rows of one dataset under one filter, columns, renames and privacy level.
+
+    ``to_arrow()`` and ``to_pandas()`` give the rows exactly as an export file would carry them
+    (the same redaction, columns and names, typed as in Parquet), in memory and without a file.
+    Reading is audited as ``export.succeeded`` from the notebook, without an export id.
+    """
+
+    def __init__(self, client: Client, request: ExportRequest) -> None:
+        self.client = client
+        self.request = request
+
+    def __repr__(self) -> str:
+        return f"<nano_export.Selection {self.request.dataset} {self.request.filters.to_json()}>"
+
+    def count(self) -> int:
+        """How many rows the selection holds."""
+        return self.client.count(self.request.dataset, **_filter_kwargs(self.request.filters))
+
+    def to_arrow(self) -> pa.Table:
+        """The redacted rows as an Arrow table with typed columns (timestamps in UTC)."""
+        client = self.client
+        jobs.check_privacy(
+            client.engine,
+            user=client.user,
+            role=client.role,
+            request=self.request,
+            interface="notebook",
+        )
+        plan = plan_export(self.request)
+        secret = client.settings.resolved_secret()
+        chunks = read_ahead(client.engine, plan, client.settings.chunk_rows)
+        try:
+            batches = [
+                typed_table(transform(chunk, plan, secret=secret), plan.output_kinds)
+                for chunk in chunks
+            ]
+        finally:
+            chunks.close()
+        schema = arrow_schema(plan.output_names, plan.output_kinds)
+        table = pa.concat_tables(batches) if batches else schema.empty_table()
+        with client.engine.begin() as conn:
+            audit.record(
+                conn,
+                event="export.succeeded",
+                actor=client.user,
+                interface="notebook",
+                dataset=plan.dataset.name,
+                privacy=plan.privacy,
+                rows=table.num_rows,
+                details={"in_memory": True},
+            )
+        return table
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The redacted rows as a DataFrame (see ``to_arrow``)."""
+        frame: pd.DataFrame = self.to_arrow().to_pandas()
+        return frame
+
+    def export(
+        self, out: str | Path | None = None, *, format: ExportFormat | None = None
+    ) -> ExportRecord:
+        """Export the selection to a file; see ``Client.export``."""
+        r = self.request
+        return self.client.export(
+            r.dataset,
+            out=out,
+            columns=r.columns,
+            rename=r.rename,
+            privacy=r.privacy,
+            format=format,
+            **_filter_kwargs(r.filters),
+        )
+
+
+def _filter_kwargs(spec: FilterSpec) -> dict[str, Any]:
+    return {k: v for k, v in spec.model_dump(exclude_defaults=True).items()}
 
 
 #: Filters that take several names; a single string is one name.

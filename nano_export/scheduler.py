@@ -93,6 +93,7 @@ def _email(
             link=export_link(settings, rec.id),
             file_path=path,
             file_name=rec.file_name,
+            note=rec.note,
         ),
         sender=settings.smtp_from,
         recipients=sched.recipients,

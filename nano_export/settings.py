@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     chunk_rows: int = Field(
         15_000, ge=10, le=1_000_000, description="Rows read and written per chunk (at most)."
     )
+    xlsx_sheet_rows: int = Field(
+        1_048_575,
+        ge=1,
+        le=1_048_575,
+        description="Data rows per xlsx worksheet before the rows continue on a new sheet.",
+    )
     export_retention_days: int = Field(
         7, ge=1, le=3650, description="Days an export file is kept before pruning."
     )

@@ -263,6 +263,55 @@ def test_gzip_export_downloads_as_application_gzip(server: Server) -> None:
     assert len(lines) - 1 == ROWS
 
 
+@pytest.mark.parametrize(
+    ("fmt", "content_type"),
+    [
+        ("csv", "text/csv; charset=utf-8"),
+        ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        ("parquet", "application/vnd.apache.parquet"),
+        ("jsonl", "application/jsonl"),
+        ("jsonl.gz", "application/gzip"),
+    ],
+)
+def test_every_format_is_served_with_its_content_type_and_extension(
+    server: Server, fmt: str, content_type: str, tmp_path: Path
+) -> None:
+    with server.client("ann") as client:
+        created = client.post(
+            "/api/exports", json={"dataset": "performance-metrics", "format": fmt}
+        )
+        assert created.status_code == 202, created.text
+        done = wait_done(client, created.json()["id"])
+        download = client.get(f"/api/exports/{done['id']}/download")
+
+    assert done["status"] == "succeeded", done
+    assert download.headers["content-type"] == content_type
+    assert download.headers["content-disposition"].endswith(f'.{fmt}"')
+    assert hashlib.sha256(download.content).hexdigest() == done["sha256"]
+    path = tmp_path / f"file.{fmt}"
+    path.write_bytes(download.content)
+    if fmt == "xlsx":
+        from openpyxl import load_workbook
+
+        rows = sum(s.max_row - 1 for s in load_workbook(path, read_only=True).worksheets)
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_metadata(path).num_rows
+    else:
+        raw = gzip.decompress(download.content) if fmt.endswith(".gz") else download.content
+        rows = len(raw.decode("utf-8").splitlines()) - (1 if fmt == "csv" else 0)
+    assert rows == ROWS
+
+
+def test_an_unknown_format_gets_422_naming_the_formats(server: Server) -> None:
+    with server.client("ann") as client:
+        response = client.post(
+            "/api/exports", json={"dataset": "performance-metrics", "format": "xml"}
+        )
+    assert_error(response, 422, "format", "'csv'", "'xlsx'", "'parquet'", "'jsonl.gz'")
+
+
 def test_list_returns_the_callers_exports_newest_first(server: Server) -> None:
     with server.client("vic") as client:
         ids = []

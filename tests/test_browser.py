@@ -194,3 +194,50 @@ def test_deep_link_survives_the_login_and_the_login_has_no_sidebar(
         expect(page.locator('[data-testid="stSidebar"]')).to_be_hidden()
         page.screenshot(path=str(SHOTS / "6-after-logout.png"), full_page=True)
         browser.close()
+
+
+def test_an_excel_workbook_downloads_from_the_dashboard_and_opens(
+    server: tuple[str, str], tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _db_url = server
+    expect.set_options(timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 2200}, accept_downloads=True
+        )
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+
+        page.goto(f"{base}/export?provider=openai")
+        page.get_by_role("textbox", name="Username").fill("anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna")
+        page.get_by_role("button", name="Login").click()
+        expect(page.get_by_role("heading", name="Export").first).to_be_visible()
+        page.get_by_text("Excel workbook", exact=True).click()
+        expect(page.get_by_text("Sheets", exact=True)).to_be_visible()
+        page.get_by_role("button", name="Start export").click()
+        expect(page.get_by_text("Export finished")).to_be_visible()
+        link = page.locator("a.nx-download")
+        expect(link).to_contain_text(".xlsx")
+        with page.expect_download() as info:
+            link.click()
+        download = info.value
+        assert download.suggested_filename.endswith(".xlsx")
+        path = tmp_path / download.suggested_filename
+        download.save_as(path)
+        page.screenshot(path=str(SHOTS / "7-xlsx-export.png"), full_page=True)
+        browser.close()
+
+    book = load_workbook(path)
+    sheet = book.active
+    header = [c.value for c in sheet[1]]
+    assert header[:2] == ["execution_id", "eval_run_id"] and sheet.freeze_panes == "A2"
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == 4
+    assert {r[header.index("provider")] for r in rows} == {"openai"}
+    assert all(isinstance(r[header.index("success")], bool) for r in rows)

@@ -13,15 +13,17 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from factories import RECORD_FIELDS, SECRET, insert_executions, write_users
-from sqlalchemy import select
+from openpyxl import load_workbook
+from sqlalchemy import select, update
 
 from nano_export import jobs
 from nano_export.cli import main
 from nano_export.db import get_engine, utcnow
-from nano_export.schema import exports
+from nano_export.schema import executions, exports
 from nano_export.settings import Settings
 
 USERS = {"ann": "admin", "ana": "analyst", "vic": "viewer"}
@@ -264,6 +266,7 @@ def test_exports_list_json_has_the_api_fields(env: dict[str, str], tmp_path: Pat
     assert records[0]["rows_done"] == 90
     code, stdout, _ = run("exports", "list")
     assert records[0]["id"] in stdout
+    assert "format" in stdout.splitlines()[0] and " csv " in stdout
 
 
 def test_audit_json_lists_events_with_actor_and_time(env: dict[str, str], tmp_path: Path) -> None:
@@ -442,3 +445,77 @@ def test_an_export_that_did_not_finish_says_so_once(
     assert code == 1
     assert f"Error: {line}\n" in stderr
     assert stderr.count(status) == 1  # not "cancelled: cancelled"
+
+
+def test_format_writes_each_file_type_with_its_extension(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, stdout, _ = run("export", "performance-metrics", "--user", "ana", "--format", "parquet")
+    assert code == 0, stdout
+    (parquet,) = tmp_path.glob("performance-metrics-*.parquet")
+    assert pq.read_metadata(parquet).num_rows == 90
+    out = tmp_path / "m.xlsx"
+    code, stdout, _ = run(
+        "export", "performance-metrics", "--user", "ana", "--format", "xlsx", "--out", str(out)
+    )
+    assert code == 0 and f"{out}: 90 rows" in stdout
+    assert load_workbook(out, read_only=True).active.max_row == 91
+    out = tmp_path / "m.jsonl.gz"
+    code, stdout, _ = run(
+        "export", "performance-metrics", "--user", "ana", "--format", "jsonl", "--gzip",
+        "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, stdout
+    lines = gzip.decompress(out.read_bytes()).decode("utf-8").splitlines()
+    assert len(lines) == 90 and json.loads(lines[0])["execution_id"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["--format", "xlsx", "--gzip"], "compressed already"),
+        (["--format", "parquet", "--excel"], "--format xlsx"),
+        (["--format", "xlsx", "--out", "{folder}/x.csv"], ".xlsx"),
+        (["--format", "parquet", "--out", "{folder}/x.jsonl"], ".parquet"),
+        (["--format", "bogus"], "parquet"),
+    ],
+)
+def test_formats_that_do_not_fit_the_options_or_the_file_name_are_refused(
+    env: dict[str, str], tmp_path: Path, args: list[str], hint: str
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code, _stdout, stderr = run(
+        "export", "evaluation-results", "--user", "ana",
+        *[a.format(folder=folder) for a in args],
+    )  # fmt: skip
+    assert code == 2, stderr
+    assert hint in stderr and "Traceback" not in stderr
+    assert not list(folder.iterdir())
+
+
+def test_dry_run_of_a_workbook_says_how_many_sheets(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NANO_EXPORT_XLSX_SHEET_ROWS", "40")
+    code, stdout, _ = run(
+        "export", "evaluation-results", "--user", "ana", "--dry-run", "--format", "xlsx"
+    )
+    assert code == 0
+    assert stdout.startswith("evaluation-results: 90 rows, about ")
+    assert "3 sheets of xlsx" in stdout
+
+
+def test_cut_cells_are_reported_as_a_note(env: dict[str, str], tmp_path: Path) -> None:
+    engine = get_engine(env["NANO_EXPORT_DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.execute(update(executions).where(executions.c.id <= 2).values(response="y" * 40_000))
+    out = tmp_path / "w.xlsx"
+    code, _stdout, stderr = run(
+        "export", "evaluation-results", "--user", "ana", "--format", "xlsx", "--out", str(out)
+    )
+    assert code == 0
+    assert "Note: 2 cells were longer than Excel's 32,767-character limit" in stderr
+    rec = jobs.list_exports(engine)[0]
+    assert rec.truncated_cells == 2 and rec.sheets == 1

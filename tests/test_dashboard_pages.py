@@ -232,3 +232,28 @@ def test_export_columns_all_or_choose(dash: Dash) -> None:
     picker.unselect("prompt").run()
     assert "prompt" not in at.session_state["export_request"].columns
     assert "--columns" in at.code[0].value
+
+
+def test_the_format_picker_has_a_hint_per_format_and_a_workbook_counts_its_sheets(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = dash.logged_in("anna").run()
+    at.switch_page("app_pages/export.py").run()
+    picker = at.radio(key="nx_format")
+    assert picker.options[:6] == [
+        "CSV", "CSV, gzip", "Excel workbook", "Parquet", "JSON Lines", "JSON Lines, gzip",
+    ]  # fmt: skip
+    assert "Sheets" not in [m.label for m in at.metric]
+    picker.set_value("Excel workbook").run()
+    assert not at.exception
+    assert at.session_state["export_request"].format == "xlsx"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows to export"] == "8" and metrics["Sheets"] == "1"
+    assert "--format xlsx" in at.code[0].value
+    start = next(b for b in at.button if b.label == "Start export")
+    start.click().run()
+    export_id = at.session_state["nx_export_id"]
+    rec = jobs.wait_for(get_engine(dash.settings.db_url), export_id, timeout=30)
+    assert rec.status == "succeeded" and rec.file_name.endswith(".xlsx")
+    at.switch_page("app_pages/history.py").run()
+    assert list(at.dataframe[0].value["format"]) == ["xlsx"]

@@ -6,6 +6,7 @@ import gzip
 import ssl
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,39 @@ def test_starttls_refuses_an_untrusted_certificate(
         with pytest.raises(mail.MailFailed, match="CERTIFICATE_VERIFY_FAILED"):
             mail.send(settings, msg, sleep=lambda _s: None)
         assert box.messages == []
+
+
+def test_compressed_formats_are_attached_as_they_are_and_jsonl_is_gzipped(tmp_path: Path) -> None:
+    book = tmp_path / "evaluation-results-abcd1234.xlsx"
+    book.write_bytes(b"PK\x03\x04 a workbook")
+    msg = mail.compose(
+        replace(content(book), file_name=book.name, note="2 cells were cut"),
+        sender="a@x.org",
+        recipients=["b@y.org"],
+        attach_max_mb=1,
+    )
+    (attachment,) = list(msg.iter_attachments())
+    assert attachment.get_filename() == book.name
+    assert attachment.get_content_type().endswith("spreadsheetml.sheet")
+    assert attachment.get_content() == book.read_bytes()
+    assert "Note: 2 cells were cut" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+    lines = tmp_path / "evaluation-results-abcd1234.jsonl"
+    lines.write_text('{"a":1}\n', encoding="utf-8")
+    msg = mail.compose(
+        replace(content(lines), file_name=lines.name),
+        sender="a@x.org",
+        recipients=["b@y.org"],
+        attach_max_mb=1,
+    )
+    (attachment,) = list(msg.iter_attachments())
+    assert attachment.get_filename() == "evaluation-results-abcd1234.jsonl.gz"
+    assert gzip.decompress(attachment.get_content()) == lines.read_bytes()
+
+    msg = mail.compose(
+        replace(content(book), file_name=book.name),
+        sender="a@x.org",
+        recipients=["b@y.org"],
+        attach_max_mb=1 / 1024 / 1024,
+    )
+    assert list(msg.iter_attachments()) == []

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from factories import SECRET, hold_slots, insert_executions, write_users
 from sqlalchemy import create_engine, text
@@ -14,6 +16,9 @@ from sqlalchemy.engine import make_url
 import nano_export
 from nano_export.db import get_engine
 from nano_export.errors import BadInput, ExportLimitReached, PermissionDenied
+from nano_export.exporter import plan_export
+from nano_export.models import ExportRequest
+from nano_export.parquetfmt import read_manifest
 from nano_export.settings import Settings
 
 
@@ -200,3 +205,50 @@ def test_invalid_values_raise_a_readable_bad_input(
     assert field in message
     assert "validation error" not in message and "pydantic" not in message
     assert "\n" not in message
+
+
+def test_a_selection_gives_the_redacted_rows_without_a_file(
+    configured: Settings, tmp_path: Path
+) -> None:
+
+    nx = nano_export.connect(configured.db_url, user="ann")
+    sel = nx.select("evaluation-results", provider="openai", rename={"model": "llm"})
+    assert sel.count() == 10
+    table = sel.to_arrow()
+    assert table.num_rows == 10 and "llm" in table.column_names
+    assert table.schema.field("started_at").type == pa.timestamp("us", tz="UTC")
+    frame = sel.to_pandas()
+    assert len(frame) == 10 and not any(SECRET in p for p in frame["prompt"])
+    assert list(configured.export_dir.glob("*")) == []  # no file was written
+    # The same rows as the Parquet export of the same spec.
+    plan = plan_export(
+        ExportRequest(
+            dataset="evaluation-results",
+            filters={"provider": ["openai"]},  # type: ignore[arg-type]
+            rename={"model": "llm"},
+        )
+    )
+    out = tmp_path / "same.parquet"
+    record = sel.export(out, format="parquet")
+    assert record.status == "succeeded" and read_manifest(out)["columns"] == plan.output_names
+    assert pq.read_table(out).equals(table)
+    events = nano_export.connect(configured.db_url, user="root").audit()
+    assert any(e.details.get("in_memory") and e.rows == 10 for e in events)
+    empty = nx.select("evaluation-results", provider="nobody").to_pandas()
+    assert empty.empty and "model" in empty.columns
+
+
+def test_notebook_export_formats_and_the_gzip_shorthand(
+    configured: Settings, tmp_path: Path
+) -> None:
+    nx = nano_export.connect(configured.db_url, user="ann")
+    rec = nx.export("performance-metrics", format="jsonl", gzip=True)
+    assert rec.format == "jsonl.gz" and rec.file_name.endswith(".jsonl.gz")
+    rec = nx.export("performance-metrics", format="xlsx", out=tmp_path / "m.xlsx")
+    assert rec.status == "succeeded" and (tmp_path / "m.xlsx").is_file()
+    with pytest.raises(BadInput, match="compressed already"):
+        nx.export("performance-metrics", format="parquet", gzip=True)
+    with pytest.raises(BadInput, match="format"):
+        nx.export("performance-metrics", format="xml")  # type: ignore[arg-type]
+    with pytest.raises(BadInput, match="unknown column"):
+        nx.select("performance-metrics", columns=["nope"])

@@ -73,6 +73,13 @@ def test_add_then_list_as_json_shows_the_saved_spec(
     assert "weekly-openai" in table.output and "active" in table.output
 
 
+def test_a_schedule_keeps_its_format(settings: Settings, env: dict[str, str]) -> None:
+    added = cli(settings, env, *ADD, *GOOD, "--format", "xlsx")
+    assert added.exit_code == 0, added.output
+    (item,) = json.loads(cli(settings, env, "schedules", "list", "--json").output)
+    assert item["format"] == "xlsx"
+
+
 def _replace(args: list[str], flag: str, value: str | None) -> list[str]:
     out = list(args)
     i = out.index(flag)

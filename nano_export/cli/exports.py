@@ -20,6 +20,7 @@ from nano_export.datasets import DATASETS
 from nano_export.db import utcnow
 from nano_export.errors import BadInput, ExportFailed, PermissionDenied
 from nano_export.exporter import count_rows, estimate_bytes, plan_export
+from nano_export.formats import FORMAT_NAMES, sheets_for
 from nano_export.models import ExportRecord, ExportRequest, FilterSpec, Role
 
 DATASET_CHOICE = click.Choice(sorted(DATASETS))
@@ -67,7 +68,20 @@ def filter_options(fn: Any) -> Any:
             help="Privacy level of the file: public, standard or full (limited by the user's "
             "role). Default: standard, or public for viewers.",
         ),
-        click.option("--gzip", "use_gzip", is_flag=True, help="Write a gzip file (.csv.gz)."),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMAT_NAMES),
+            default=None,
+            help="File format, also the file extension: csv (default), csv.gz, xlsx (a new "
+            "sheet every 1,048,575 rows), parquet, jsonl or jsonl.gz.",
+        ),
+        click.option(
+            "--gzip",
+            "use_gzip",
+            is_flag=True,
+            help="Gzip the file: the same as --format csv.gz (or jsonl.gz with --format jsonl).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -89,11 +103,13 @@ def build_request(
     rename: tuple[str, ...],
     privacy: str | None,
     use_gzip: bool,
+    fmt: str | None = None,
     excel: bool = False,
 ) -> ExportRequest:
     """An ExportRequest from the shared command-line options (privacy defaults to standard).
 
-    BadInput when both ``--success`` and ``--failed`` are given: neither means every run.
+    BadInput when both ``--success`` and ``--failed`` are given: neither means every run; and
+    for ``--gzip`` or ``--excel`` with a format they do not apply to.
     """
     if success and failed:
         raise BadInput(
@@ -117,10 +133,35 @@ def build_request(
             "columns": cols,
             "rename": _parse_renames(rename),
             "privacy": privacy or "standard",
-            "format": "csv.gz" if use_gzip else "csv",
+            "format": _format(fmt, use_gzip=use_gzip, excel=excel),
             "excel": excel,
         }
     )
+
+
+def _format(fmt: str | None, *, use_gzip: bool, excel: bool) -> str:
+    """The format of ``--format`` with the ``--gzip`` shorthand applied."""
+    name = fmt or "csv"
+    if use_gzip:
+        if name not in ("csv", "csv.gz", "jsonl", "jsonl.gz"):
+            raise BadInput(
+                f"--gzip applies to csv and jsonl; --format {name} is compressed already"
+            )
+        name = name if name.endswith(".gz") else f"{name}.gz"
+    if excel and name not in ("csv", "csv.gz"):
+        raise BadInput(
+            f"--excel adds a byte-order mark to CSV and does not apply to --format {name}; "
+            "for an Excel workbook use --format xlsx"
+        )
+    return name
+
+
+def _extension(name: str) -> str | None:
+    """The export format a file name's extension names (the longest match), if any."""
+    matches = [f for f in FORMAT_NAMES if name.endswith(f".{f}")]
+    if name.endswith(".gz") and not matches:
+        return "gz"
+    return max(matches, key=len) if matches else None
 
 
 def user_role(app: AppContext, user: str) -> Role:
@@ -136,24 +177,33 @@ def user_role(app: AppContext, user: str) -> Role:
 
 
 def _out_path(out: Path | None, dataset: str, request: ExportRequest, several: bool) -> Path:
-    ext = ".csv.gz" if request.format == "csv.gz" else ".csv"
-    default_name = f"{dataset}-{utcnow():%Y%m%d-%H%M%S}{ext}"
+    default_name = f"{dataset}-{utcnow():%Y%m%d-%H%M%S}.{request.format}"
     if out is None:
         return Path.cwd() / default_name
     if several or out.is_dir():
         if (out.exists() and not out.is_dir()) or (
-            several and not out.exists() and out.name.endswith((".csv", ".gz"))
+            several and not out.exists() and _extension(out.name)
         ):
             raise BadInput(f"--out: several datasets need a folder, not the file name {out}")
         out.mkdir(parents=True, exist_ok=True)
         return out / default_name
     if not out.parent.is_dir():
         raise BadInput(f"--out: folder {out.parent} does not exist")
-    gzipped = request.format == "csv.gz"
-    if gzipped and not out.name.endswith(".gz"):
+    named = _extension(out.name)
+    if named is not None and named != request.format:
+        fmt = request.format
+        if fmt.endswith(".gz") and not out.name.endswith(".gz"):
+            raise BadInput(f"--out {out}: --gzip writes gzip data; name the file {out.name}.gz")
+        if named.endswith("gz") and not fmt.endswith(".gz"):
+            raise BadInput(
+                f"--out {out}: a .gz name needs --gzip (the file would be {fmt}, uncompressed)"
+            )
+        raise BadInput(
+            f"--out {out}: the file would be {fmt}; name it with the extension .{fmt} "
+            f"(or choose --format {named})"
+        )
+    if named is None and request.format.endswith(".gz"):
         raise BadInput(f"--out {out}: --gzip writes gzip data; name the file {out.name}.gz")
-    if not gzipped and out.name.endswith(".gz"):
-        raise BadInput(f"--out {out}: a .gz name needs --gzip (the file would be plain CSV)")
     return out
 
 
@@ -185,10 +235,14 @@ class _Bar:
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    help="File to write (a folder when several datasets are given). Default: ./DATASET-TIME.csv",
+    help="File to write (a folder when several datasets are given). Default: ./DATASET-TIME.FORMAT",
 )
 @filter_options
-@click.option("--excel", is_flag=True, help="Start the file with a UTF-8 BOM for Excel.")
+@click.option(
+    "--excel",
+    is_flag=True,
+    help="Start a CSV file with a UTF-8 BOM for Excel (for a workbook: --format xlsx).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the matching row count and size only.")
 @pass_app
 @handle_errors
@@ -201,7 +255,7 @@ def export(
     dry_run: bool,
     **options: Any,
 ) -> None:
-    """Export DATASET(S) to CSV: one file each, exactly the selected rows, secrets masked.
+    """Export DATASET(S) to files: one each, exactly the selected rows, secrets masked.
 
     \b
     Datasets: evaluation-results, performance-metrics, agent-interactions.
@@ -223,7 +277,13 @@ def export(
             with engine.connect() as conn:
                 rows = count_rows(conn, plan)
             size = estimate_bytes(engine, plan, secret=app.settings.resolved_secret(), rows=rows)
-            click.echo(f"{request.dataset}: {rows} rows, about {_human(size)}")
+            line = f"{request.dataset}: {rows} rows, about {_human(size)}"
+            if request.format != "csv":
+                line += " as uncompressed CSV"
+            if request.format == "xlsx":
+                sheets = sheets_for(rows, app.settings.xlsx_sheet_rows)
+                line += f", {sheets} {'sheet' if sheets == 1 else 'sheets'} of xlsx"
+            click.echo(line)
         return
     several = len(requests) > 1
     paths = [_out_path(out, r.dataset, r, several=several) for r in requests]  # all checked first
@@ -246,6 +306,8 @@ def export(
             bar.close()
         if rec.status == "succeeded":
             click.echo(f"{rec.file_path}: {rec.rows_done} rows ({_human(rec.bytes or 0)})")
+            if rec.note:
+                click.echo(f"Note: {rec.note}", err=True)
             continue
         unfinished += 1
         what = "was cancelled" if rec.status == "cancelled" else f"{rec.status}: {rec.error}"
@@ -299,7 +361,9 @@ def list_(app: AppContext, user: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.public() for r in records], indent=2))
         return
-    echo_table([_row(r) for r in records], ["id", "owner", "dataset", "status", "rows", "size"])
+    echo_table(
+        [_row(r) for r in records], ["id", "owner", "dataset", "status", "rows", "format", "size"]
+    )
 
 
 def _row(rec: ExportRecord) -> dict[str, Any]:
@@ -309,6 +373,7 @@ def _row(rec: ExportRecord) -> dict[str, Any]:
         "dataset": rec.dataset,
         "status": rec.status,
         "rows": rec.rows_done,
+        "format": rec.format,
         "size": _human(rec.bytes) if rec.bytes is not None else "",
     }
 

@@ -8,16 +8,30 @@ import streamlit as st
 from nano_export import jobs, privacy
 from nano_export.datasets import get_dataset
 from nano_export.db import get_engine
-from nano_export.models import ALLOWED_LEVELS, FINAL_STATUSES, ExportRecord, ExportRequest, Privacy
+from nano_export.formats import FORMATS as FORMAT_INFO
+from nano_export.formats import sheets_for
+from nano_export.models import (
+    ALLOWED_LEVELS,
+    FINAL_STATUSES,
+    ExportFormat,
+    ExportRecord,
+    ExportRequest,
+    Privacy,
+)
 from nano_export.settings import Settings
 from nano_export.ui import data, widgets
 from nano_export.ui.session import CurrentUser
 from nano_export.ui.sidebar import Selection
 
-FORMATS: dict[str, tuple[str, bool]] = {
-    "CSV": ("csv", False),
-    "CSV, gzip": ("csv.gz", False),
-    "Excel-compatible CSV": ("csv", True),
+#: The format picker: label → (format, UTF-8 BOM for Excel, one-line hint).
+FORMATS: dict[str, tuple[ExportFormat, bool, str]] = {
+    "CSV": ("csv", False, FORMAT_INFO["csv"].hint),
+    "CSV, gzip": ("csv.gz", False, FORMAT_INFO["csv.gz"].hint),
+    "Excel workbook": ("xlsx", False, FORMAT_INFO["xlsx"].hint),
+    "Parquet": ("parquet", False, FORMAT_INFO["parquet"].hint),
+    "JSON Lines": ("jsonl", False, FORMAT_INFO["jsonl"].hint),
+    "JSON Lines, gzip": ("jsonl.gz", False, FORMAT_INFO["jsonl.gz"].hint),
+    "Excel-compatible CSV": ("csv", True, "CSV with a byte-order mark, for older Excel."),
 }
 ACTIVE = "nx_export_id"
 K_COLUMNS, K_RENAMES, K_PRIVACY, K_FORMAT = "nx_columns", "nx_renames", "nx_privacy", "nx_format"
@@ -43,7 +57,13 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
             "full: as stored. Credentials are redacted at every level.",
         )
     with right:
-        fmt = st.radio("Format", list(FORMATS), key=K_FORMAT, horizontal=True)
+        fmt = st.radio(
+            "Format",
+            list(FORMATS),
+            key=K_FORMAT,
+            horizontal=True,
+            captions=[hint for _name, _excel, hint in FORMATS.values()],
+        )
     available = privacy.columns_for_level(list(ds.column_names), level)
     if st.session_state.get(f"{K_COLUMNS}_ds") != ds.name:
         st.session_state[K_COLUMNS] = available
@@ -89,14 +109,14 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
         for r in renames_df.to_dict("records")
         if str(r.get("new name") or "").strip() and str(r["new name"]).strip() != r["column"]
     }
-    fmt_name, excel = FORMATS[fmt]
+    fmt_name, excel, _hint = FORMATS[fmt]
     request = ExportRequest(
         dataset=ds.name,
         filters=selection.spec,
         columns=None if list(columns) == list(available) else list(columns),
         rename=rename,
         privacy=level,
-        format=fmt_name,  # type: ignore[arg-type]
+        format=fmt_name,
         excel=excel,
     )
     st.session_state["export_request"] = request
@@ -114,10 +134,21 @@ def estimate_row(settings: Settings, request: ExportRequest) -> int:
         settings.resolved_secret(),
     )
     size = est.approx_bytes / 4 if request.format == "csv.gz" else est.approx_bytes
-    cols = st.columns(3)
+    sized = request.format in ("csv", "csv.gz")
+    cols = st.columns(4 if request.format == "xlsx" else 3)
     cols[0].metric("Rows to export", widgets.fmt_int(est.rows))
-    cols[1].metric("Approximate size", ("~" + widgets.fmt_bytes(size)) if est.rows else "—")
+    cols[1].metric(
+        "Approximate size" if sized else "Approximate size as CSV",
+        ("~" + widgets.fmt_bytes(size)) if est.rows else "—",
+    )
     cols[2].metric("Privacy", request.privacy)
+    if request.format == "xlsx":
+        sheets = sheets_for(est.rows, settings.xlsx_sheet_rows)
+        cols[3].metric(
+            "Sheets",
+            widgets.fmt_int(sheets),
+            help=f"A new sheet, starting with the header, every {settings.xlsx_sheet_rows:,} rows.",
+        )
     return est.rows
 
 
@@ -147,8 +178,11 @@ def show_record(rec: ExportRecord, *, download: bool = True) -> None:
     if rec.status == "succeeded":
         st.success(
             f"Export finished: {widgets.fmt_int(rec.rows_done)} rows, "
-            f"{widgets.fmt_bytes(rec.bytes)} · sha256 `{(rec.sha256 or '')[:16]}…`"
+            f"{widgets.fmt_bytes(rec.bytes)} · {rec.format} · "
+            f"sha256 `{(rec.sha256 or '')[:16]}…`"
         )
+        if rec.note:
+            st.info(f"Note: {rec.note}.", icon=":material/info:")
         if download:
             widgets.download_link(rec)
         else:

@@ -24,6 +24,7 @@ def exports_frame(records: list[ExportRecord], *, export_dir: Path) -> pd.DataFr
             "dataset": r.dataset,
             "status": f"{widgets.STATUS_ICONS.get(r.status, '')} {r.status}",
             "rows": r.rows_done if r.status == "succeeded" else r.rows_total,
+            "format": r.format,
             "size": widgets.fmt_bytes(r.bytes) if r.bytes is not None else "",
             "privacy": r.privacy,
             "filters": filters.describe(r.filters),
@@ -33,8 +34,8 @@ def exports_frame(records: list[ExportRecord], *, export_dir: Path) -> pd.DataFr
         }
         for r in records
     ]
-    columns = ["created", "owner", "dataset", "status", "rows", "size", "privacy", "filters"]
-    columns += ["sha256", "download", "id"]
+    columns = ["created", "owner", "dataset", "status", "rows", "format", "size", "privacy"]
+    columns += ["filters", "sha256", "download", "id"]
     return pd.DataFrame(rows, columns=columns)
 
 

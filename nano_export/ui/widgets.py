@@ -113,8 +113,8 @@ def cli_command(request: ExportRequest, *, user: str) -> str:
     for old, new in request.rename.items():
         words += ["--rename", f"{old}={new}"]
     words += ["--privacy", request.privacy]
-    if request.format == "csv.gz":
-        words.append("--gzip")
+    if request.format != "csv":
+        words += ["--format", request.format]
     if request.excel:
         words.append("--excel")
     return shlex.join(words)

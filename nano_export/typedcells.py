@@ -1,0 +1,178 @@
+"""Typed cell values: every column of a chunk as an Arrow array of its kind's type.
+
+The one place that decides what a chunk's values *are*, whatever dtype pandas chose for them:
+``int`` → int64, ``float`` → float64, ``bool`` → bool, ``datetime`` → UTC microsecond timestamps,
+``text`` → large_string. Null stays null. The CSV formatter (``csvcells``) turns these into text;
+the typed writers (Parquet, JSON Lines, xlsx) write them as they are, so every format carries the
+same values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
+    from nano_export.datasets import Kind
+
+#: The Arrow type of text columns (64-bit offsets: no 2 GiB limit per chunk).
+TEXT = pa.large_string()
+#: The Arrow type of datetime columns: UTC, microseconds.
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "datetime": UTC_TIMESTAMP,
+    "text": TEXT,
+}
+_BOOL_WORDS = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
+
+
+def combined(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array (Arrow may hand back a chunked one)."""
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def is_null(value: Any) -> bool:
+    """None, NaN, NA or NaT (scalars only: a list in a cell is a value, not a null mask)."""
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and np.isnan(value))
+    )
+
+
+def as_arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """The column as Arrow (pandas nulls → Arrow nulls), or None when the types are mixed."""
+    try:
+        return pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def numbers(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """Numbers as Arrow ints or floats; text holding numbers is parsed, anything else raises."""
+    arr = as_arrow(series)
+    if arr is not None and (
+        pa.types.is_integer(arr.type)
+        or pa.types.is_floating(arr.type)
+        or pa.types.is_null(arr.type)
+    ):
+        return arr
+    if arr is not None and pa.types.is_boolean(arr.type):
+        return pc.cast(arr, pa.int8())
+    try:
+        parsed = pd.to_numeric(series.astype(object), errors="raise")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"column {series.name!r} should hold numbers: {exc}") from None
+    return pa.array(parsed, from_pandas=True)
+
+
+def _to_bool(value: Any) -> bool | None:
+    if is_null(value):
+        return None
+    word = str(value).strip().lower()
+    if word not in _BOOL_WORDS:
+        raise ValueError(f"not a boolean: {value!r}")
+    return _BOOL_WORDS[word]
+
+
+def flags(series: pd.Series) -> pa.Array:
+    """Booleans (from bool, 0/1, 0.0/1.0, ``t``/``f``, ``true``/``false`` and nulls)."""
+    try:
+        values = series.astype("boolean")
+    except (TypeError, ValueError):
+        values = series.map(_to_bool).astype("boolean")
+    return combined(pa.array(values, type=pa.bool_(), from_pandas=True))
+
+
+def _parse_naive_text(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """SQLite's ``2025-08-10 14:03:07[.123456]`` text, parsed by Arrow (much faster than pandas)."""
+    arr = as_arrow(series)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    try:
+        return pc.cast(arr, pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def timestamps(series: pd.Series) -> pa.Array:
+    """UTC instants as naive microsecond timestamps (naive database values are UTC)."""
+    arr: pa.Array | pa.ChunkedArray | None = None
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        stamps = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_dtype(series.dtype):
+        stamps = series
+    else:
+        arr = _parse_naive_text(series)
+        if arr is None:  # datetime objects, offsets or a mix: pandas (naive values are UTC)
+            stamps = pd.to_datetime(series, utc=True, format="ISO8601").dt.tz_localize(None)
+    if arr is None:
+        values = stamps.to_numpy(dtype="datetime64[us]")
+        arr = pa.array(values, type=pa.timestamp("us"), from_pandas=True)
+    return combined(arr)
+
+
+def texts(series: pd.Series) -> pa.Array:
+    """Text as large_string, exactly as stored (anything else through ``str``)."""
+    arr = as_arrow(series)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        if arr is not None and pa.types.is_null(arr.type):
+            return pa.nulls(len(series), TEXT)
+        arr = pa.array([None if is_null(v) else str(v) for v in series.astype(object)], TEXT)
+    return combined(pc.cast(arr, TEXT))
+
+
+def _typed_int(series: pd.Series) -> pa.Array:
+    arr = numbers(series)
+    try:
+        return combined(pc.cast(arr, pa.int64()))  # a safe cast: refuses fractions
+    except pa.ArrowInvalid:
+        raise ValueError(f"int column {series.name!r} holds fractions") from None
+
+
+def _typed_float(series: pd.Series) -> pa.Array:
+    return combined(pc.cast(numbers(series), pa.float64()))
+
+
+def _typed_datetime(series: pd.Series) -> pa.Array:
+    return combined(pc.cast(timestamps(series), UTC_TIMESTAMP))
+
+
+_TYPED = {
+    "int": _typed_int,
+    "float": _typed_float,
+    "bool": flags,
+    "datetime": _typed_datetime,
+    "text": texts,
+}
+
+
+def typed_column(series: pd.Series, kind: Kind) -> pa.Array:
+    """One column as an Arrow array of its kind's type (see ``ARROW_TYPES``)."""
+    if kind not in _TYPED:
+        raise ValueError(f"column {series.name!r} has no known kind (got {kind!r})")
+    return _TYPED[kind](series)
+
+
+def arrow_schema(
+    columns: Sequence[str], kinds: Mapping[str, Kind], metadata: Mapping[str, str] | None = None
+) -> pa.Schema:
+    """The Arrow schema of a file with these columns, optionally with key-value metadata."""
+    fields = [pa.field(name, ARROW_TYPES[kinds[name]]) for name in columns]
+    return pa.schema(fields, metadata=dict(metadata) if metadata else None)
+
+
+def typed_table(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> pa.Table:
+    """A chunk as an Arrow table whose columns have their kinds' types."""
+    names = [str(c) for c in df.columns]
+    arrays = [typed_column(df.iloc[:, i], kinds[name]) for i, name in enumerate(names)]
+    return pa.Table.from_arrays(arrays, schema=arrow_schema(names, kinds))
