@@ -2,9 +2,10 @@
 
 ``app.py`` mounts :func:`routes` (and :func:`middleware`) on Streamlit's ``st.App``. A caller is
 identified by ``Authorization: Bearer TOKEN`` (see :mod:`nano_export.tokens`) or by the dashboard's
-login cookie (streamlit-authenticator's HS256 JWT, signed with ``settings.resolved_secret()``); the
-role always comes from the credentials file. Domain errors become ``{"error": reason}`` with their
-``http_status``; no traceback reaches a client. Database work runs in a worker thread so the event
+login cookie (streamlit-authenticator's HS256 JWT, signed with ``settings.resolved_secret()``,
+whose session must still be open server-side); the role always comes from the users table.
+Domain errors become ``{"error": reason}`` with their ``http_status``; no traceback reaches a
+client. Database work runs in a worker thread so the event
 loop that also serves the dashboard never waits on it.
 """
 
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final, Literal
 
-import jwt
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +30,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nano_export import auth, jobs, tokens
+from nano_export import auth, jobs, sessions, throttle, tokens
 from nano_export.api_docs import openapi_document
 from nano_export.db import get_engine
 from nano_export.errors import AuthenticationFailed, BadInput, NanoExportError
@@ -48,6 +50,7 @@ class Caller:
     user: str
     role: Role
     via: Literal["token", "cookie"]
+    credential: str = ""  # what the request rate is counted against
 
 
 class ApiError(NanoExportError):
@@ -59,24 +62,13 @@ class ApiError(NanoExportError):
 
 
 def user_from_login_cookie(value: str, *, secret: str, now: float | None = None) -> str | None:
-    """The user of a streamlit-authenticator login cookie, or None if forged, malformed or expired.
+    """The user a login cookie claims, or None if forged, malformed or expired.
 
-    streamlit-authenticator 0.4.2 signs ``{"username": ..., "exp_date": <unix time>}`` with HS256;
-    both the signature and ``exp_date`` are checked here.
+    Only the signature and ``exp_date`` are checked here; :meth:`_Context.authenticate` also
+    requires the cookie's session to be open.
     """
-    try:
-        payload = jwt.decode(value, secret, algorithms=["HS256"])
-    except jwt.PyJWTError:
-        return None
-    username = payload.get("username")
-    expires = payload.get("exp_date")
-    if not isinstance(username, str) or not username.strip():
-        return None
-    if isinstance(expires, bool) or not isinstance(expires, int | float):
-        return None
-    if expires <= (time.time() if now is None else now):
-        return None
-    return username.strip().lower()
+    claims = sessions.decode_cookie(value, secret=secret, now=now)
+    return claims.username if claims else None
 
 
 class _Context:
@@ -84,45 +76,118 @@ class _Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.rate = RateLimiter()
 
     @cached_property
     def engine(self) -> Engine:
         return get_engine(self.settings.db_url)
 
-    def authenticate(self, authorization: str | None, cookies: dict[str, str]) -> Caller:
-        """The caller of a request; AuthenticationFailed unless the credentials are valid."""
+    def authenticate(
+        self, authorization: str | None, cookies: dict[str, str], address: str | None = None
+    ) -> Caller:
+        """The caller of a request; AuthenticationFailed unless the credentials are valid.
+
+        Failed credentials count against the client address (the login throttle's back-off);
+        a blocked address is refused before any check.
+        """
+        key = throttle.address_key(address, kind="api")
+        wait = throttle.wait_seconds(self.engine, [key])
+        if wait > 0:
+            raise TooManyRequests(
+                f"too many failed authentications: try again in {math.ceil(wait)} s", wait
+            )
+        try:
+            caller = self._check(authorization, cookies)
+        except AuthenticationFailed:
+            throttle.record_failure(
+                self.engine,
+                [key],
+                free=self.settings.login_free_failures,
+                base_s=self.settings.login_backoff_s,
+            )
+            raise
+        self.rate.hit(caller.credential, self.settings.api_requests_per_minute)
+        return caller
+
+    def _check(self, authorization: str | None, cookies: dict[str, str]) -> Caller:
         settings = self.settings
-        via: Literal["token", "cookie"]
         if authorization is not None:
             scheme, _, credential = authorization.partition(" ")
             if scheme.lower() != "bearer" or not credential.strip():
                 raise AuthenticationFailed("use the header 'Authorization: Bearer TOKEN'")
-            user = tokens.user_for_token(self.engine, credential.strip())
-            if user is None:
-                raise AuthenticationFailed("invalid or revoked API token")
-            via = "token"
-        else:
-            cookie = cookies.get(auth.cookie_name(settings.auth_file))
-            if cookie is None:
-                raise AuthenticationFailed(
-                    "authentication required: send 'Authorization: Bearer TOKEN' "
-                    "(nano-export tokens create NAME) or log in to the dashboard"
-                )
-            user = user_from_login_cookie(cookie, secret=settings.resolved_secret())
-            if user is None:
-                raise AuthenticationFailed("the login cookie is invalid or expired; log in again")
-            via = "cookie"
-        role = auth.role_of(settings.auth_file, user)
-        if role is None:
-            raise AuthenticationFailed(f"user {user!r} no longer exists")
-        return Caller(user=user, role=role, via=via)
+            found = tokens.user_for_token(self.engine, credential.strip())
+            if found is None:
+                raise AuthenticationFailed("invalid, expired or revoked API token")
+            return Caller(
+                user=found.username,
+                role=found.role,
+                via="token",
+                credential="token:" + tokens.hash_token(credential.strip()),
+            )
+        cookie = cookies.get(auth.COOKIE_NAME)
+        if cookie is None:
+            raise AuthenticationFailed(
+                "authentication required: send 'Authorization: Bearer TOKEN' "
+                "(nano-export tokens create NAME) or log in to the dashboard"
+            )
+        claims = sessions.decode_cookie(cookie, secret=settings.resolved_secret())
+        if claims is None:
+            raise AuthenticationFailed("the login cookie is invalid or expired; log in again")
+        sid = claims.sid
+        user = None
+        if sid is not None:
+            user = sessions.check_session(
+                self.engine,
+                sid,
+                idle_timeout_min=settings.session_idle_timeout_min,
+                username=claims.username,
+            )
+        if user is None or sid is None:
+            raise AuthenticationFailed("the login session has ended; log in again")
+        return Caller(user=user.username, role=user.role, via="cookie", credential="sid:" + sid)
+
+
+class TooManyRequests(NanoExportError):
+    """Too many requests for one credential, or too many failures from one address (429)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class RateLimiter:
+    """Requests per credential per minute, counted in this process (a fixed one-minute window)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, int]] = {}
+
+    def hit(self, credential: str, limit: int, now: float | None = None) -> None:
+        """Count one request; TooManyRequests past ``limit`` in the current minute."""
+        now = time.time() if now is None else now
+        window = int(now // 60)
+        with self._lock:
+            if len(self._counts) > 10_000:  # old windows of idle credentials
+                self._counts = {k: v for k, v in self._counts.items() if v[0] == window}
+            start, count = self._counts.get(credential, (window, 0))
+            count = count + 1 if start == window else 1
+            self._counts[credential] = (window, count)
+        if count > limit:
+            raise TooManyRequests(
+                f"more than {limit} requests a minute for this credential; slow down",
+                60 - now % 60,
+            )
 
 
 Handler = Callable[[Request, Caller, _Context], Awaitable[Response]]
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="nano-export"'} if status == 401 else None
+def _error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="nano-export"'} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -139,10 +204,15 @@ def _endpoint(
                 caller = Caller(user="-", role="viewer", via="token")
             else:
                 caller = await run_in_threadpool(
-                    ctx.authenticate, request.headers.get("authorization"), dict(request.cookies)
+                    ctx.authenticate,
+                    request.headers.get("authorization"),
+                    dict(request.cookies),
+                    request.client.host if request.client else None,
                 )
                 user = caller.user
             response = await handler(request, caller, ctx)
+        except TooManyRequests as exc:
+            response = _error(429, str(exc), exc.retry_after)
         except NanoExportError as exc:
             response = _error(exc.http_status, str(exc))
         except Exception:

@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import httpx
-import yaml
+from factories import write_users
 from sqlalchemy import Engine, insert
 
-from nano_export import auth, tokens
+from nano_export import tokens
 from nano_export.db import get_engine
 from nano_export.schema import execution_metrics, executions
 from nano_export.settings import Settings, get_settings
@@ -118,18 +117,9 @@ def insert_executions(engine: Engine, rows: int = ROWS) -> None:
         conn.execute(insert(execution_metrics), metrics)
 
 
-def write_auth_file(path: Path) -> None:
-    """USERS in streamlit-authenticator's YAML format (a cheap bcrypt cost keeps tests fast)."""
-    password = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode("ascii")
-    users = {
-        name: {"email": f"{name}@localhost", "name": name, "password": password, "roles": [role]}
-        for name, role in USERS.items()
-    }
-    config = {
-        "credentials": {"usernames": users},
-        "cookie": {"name": auth.DEFAULT_COOKIE_NAME, "expiry_days": 30},
-    }
-    path.write_text(yaml.safe_dump(config))
+def write_auth_file(settings: Settings) -> None:
+    """USERS in the users table, password "pw" (a cheap bcrypt cost keeps tests fast)."""
+    write_users(settings, USERS, password="pw")
 
 
 def start_server(work: Path, db_url: str, extra_env: dict[str, str] | None = None) -> Server:
@@ -148,10 +138,12 @@ def start_server(work: Path, db_url: str, extra_env: dict[str, str] | None = Non
         [str(BIN / "nano-export"), "init"], env=env, cwd=ROOT, check=True, capture_output=True
     )
     settings = get_settings(data_dir=data_dir, database_url=db_url, secret_key=SECRET)
-    write_auth_file(settings.auth_file)
+    write_auth_file(settings)
     engine = get_engine(db_url)
     issued = {user: tokens.create_token(engine, name=user) for user in USERS}
-    issued["ghost"] = tokens.create_token(engine, name="ghost")  # not in the auth file
+    write_users(settings, {**USERS, "ghost": "viewer"}, password="pw")
+    issued["ghost"] = tokens.create_token(engine, name="ghost")
+    write_users(settings, USERS, password="pw")  # ghost removed: its token is dead
     issued["revoked"] = tokens.create_token(engine, name="bob")
     tokens.revoke_tokens(engine, name="bob")
     issued["bob"] = tokens.create_token(engine, name="bob")

@@ -57,7 +57,7 @@ def test_login_cookie_expiry_is_checked_against_the_given_clock() -> None:
 @pytest.fixture
 def context(settings: Settings, engine: Engine) -> api._Context:
     """An API context over the test database with the users of ``api_server.USERS``."""
-    write_auth_file(settings.auth_file)
+    write_auth_file(settings)
     return api._Context(settings)
 
 

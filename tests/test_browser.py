@@ -63,7 +63,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     )
     initialize(settings)
     insert_rows(get_engine(settings.db_url))
-    auth.add_user(settings.auth_file, username="anna", role="analyst", password="pw-anna")
+    auth.add_user(
+        get_engine(settings.db_url), username="anna", role="analyst", password="pw-anna-browser"
+    )
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
@@ -108,7 +110,7 @@ def test_login_share_link_export_and_download(server: tuple[str, str]) -> None:
 
         page.goto(base)
         page.get_by_role("textbox", name="Username").fill("anna")
-        page.get_by_role("textbox", name="Password").fill("pw-anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna-browser")
         page.get_by_role("button", name="Login").click()
         expect(page.get_by_role("heading", name="Explore").first).to_be_visible()
         expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
@@ -168,7 +170,7 @@ def test_deep_link_survives_the_login_and_the_login_has_no_sidebar(
         page.screenshot(path=str(SHOTS / "5-login-deep-link.png"), full_page=True)
 
         page.get_by_role("textbox", name="Username").fill("anna")
-        page.get_by_role("textbox", name="Password").fill("pw-anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna-browser")
         page.get_by_role("button", name="Login").click()
         expect(page.get_by_role("heading", name="Export").first).to_be_visible()
         expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("4")

@@ -103,7 +103,7 @@ def test_create_and_revoke_are_audited_without_the_token(engine: Engine) -> None
 @pytest.fixture
 def cli_env(settings: Settings) -> dict[str, str]:
     """Environment pointing the CLI at the test database, with users ann (analyst) and vic."""
-    write_auth_file(settings.auth_file)
+    write_auth_file(settings)
     return {
         "NANO_EXPORT_DATABASE_URL": settings.db_url,
         "NANO_EXPORT_DATA_DIR": str(settings.data_dir),
