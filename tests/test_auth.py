@@ -172,7 +172,7 @@ def test_the_secret_key_setting_wins_and_must_have_32_bytes(db_url: str, tmp_pat
     from nano_export.errors import InvalidSetting
 
     assert get_settings(database_url=db_url, secret_key="s" * 32).resolved_secret() == "s" * 32
-    with pytest.raises(InvalidSetting, match="NANO_EXPORT_SECRET_KEY: .*at least 32 bytes"):
+    with pytest.raises(InvalidSetting, match=r"NANO_EXPORT_SECRET_KEY: .*at least 32 bytes"):
         get_settings(secret_key="a")
 
 
