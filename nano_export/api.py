@@ -28,7 +28,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nano_export import auth, jobs, sessions, throttle, tokens
 from nano_export.api_docs import openapi_document
@@ -40,6 +40,17 @@ from nano_export.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 1_000_000
+#: Arrays and objects inside each other; a real export request needs three.
+MAX_JSON_DEPTH: Final = 16
+#: Sent with every response of the server: no page may frame the dashboard or the API.
+SECURITY_HEADERS: Final = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+#: Streamlit's own metrics route answers without a login and has no setting to turn it off.
+BLOCKED_PATHS: Final = ("/_stcore/metrics",)
 CONTENT_TYPES: Final = {"csv": "text/csv; charset=utf-8", "csv.gz": "application/gzip"}
 
 
@@ -87,18 +98,20 @@ class _Context:
     ) -> Caller:
         """The caller of a request; AuthenticationFailed unless the credentials are valid.
 
-        Failed credentials count against the client address (the login throttle's back-off);
-        a blocked address is refused before any check.
+        Failed credentials count against the client address with the login throttle's back-off:
+        while an address is blocked its failures get 429 instead of 401. (Valid credentials still
+        pass: a token cannot be guessed, and one bad client must not lock out a shared address.)
+        Each credential may make ``API_REQUESTS_PER_MINUTE`` requests a minute.
         """
-        key = throttle.address_key(address, kind="api")
-        wait = throttle.wait_seconds(self.engine, [key])
-        if wait > 0:
-            raise TooManyRequests(
-                f"too many failed authentications: try again in {math.ceil(wait)} s", wait
-            )
         try:
             caller = self._check(authorization, cookies)
         except AuthenticationFailed:
+            key = throttle.address_key(address, kind="api")
+            wait = throttle.wait_seconds(self.engine, [key])
+            if wait > 0:
+                raise TooManyRequests(
+                    f"too many failed authentications: try again in {math.ceil(wait)} s", wait
+                ) from None
             throttle.record_failure(
                 self.engine,
                 [key],
@@ -239,14 +252,57 @@ def _validation_message(exc: ValidationError) -> tuple[str, list[dict[str, Any]]
     return "invalid request: " + "; ".join(parts), details
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, counted as it streams in: 413 past ``limit`` whatever the headers say.
+
+    ``Content-Length`` is only a hint (a chunked body has none); the bytes are what count.
+    """
+    too_large = ApiError(f"the request body is larger than {limit} bytes", 413)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_nesting(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """BadInput (422) when the JSON nests arrays and objects deeper than ``limit``.
+
+    Checked on the raw bytes before parsing, so a body of 100,000 ``[`` never reaches the parser.
+    """
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                raise BadInput(f"the request body nests deeper than {limit} levels")
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+
+
 async def _read_request(request: Request, caller: Caller) -> ExportRequest:
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if caller.via == "cookie" and content_type != "application/json":
         # A cross-site form cannot send application/json without a CORS preflight.
         raise ApiError("send the request body as application/json", 415)
-    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-        raise ApiError(f"the request body is larger than {MAX_BODY_BYTES} bytes", 413)
-    body = await request.body()
+    body = await read_body(request)
+    check_nesting(body)
     try:
         data = json.loads(body or b"null")
     except ValueError as exc:
@@ -370,9 +426,38 @@ class IdentityDownloads:
         await self.app(scope, receive, send)
 
 
+class SecurityHeaders:
+    """Forbid framing on every HTTP response; answer 404 on Streamlit's metrics route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        if any(path.endswith(blocked) for blocked in BLOCKED_PATHS):
+            response = JSONResponse({"error": "not found"}, status_code=404)
+            await response(scope, receive, self._with_headers(send))
+            return
+        await self.app(scope, receive, self._with_headers(send))
+
+    @staticmethod
+    def _with_headers(send: Send) -> Send:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _v in message.get("headers", [])}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return send_with_headers
+
+
 def middleware() -> list[Middleware]:
     """Middleware for ``st.App(..., middleware=middleware())``."""
-    return [Middleware(IdentityDownloads)]
+    return [Middleware(SecurityHeaders), Middleware(IdentityDownloads)]
 
 
 class KeyValueFormatter(logging.Formatter):

@@ -17,7 +17,7 @@ import httpx
 from factories import write_users
 from sqlalchemy import Engine, insert
 
-from nano_export import tokens
+from nano_export import auth, sessions, tokens
 from nano_export.db import get_engine
 from nano_export.schema import execution_metrics, executions
 from nano_export.settings import Settings, get_settings
@@ -47,6 +47,13 @@ class Server:
     def engine(self) -> Engine:
         """The server's database, opened from the test process."""
         return get_engine(self.settings.db_url)
+
+    def session_cookie(self, username: str) -> str:
+        """A login cookie with an open session, as the dashboard sets it after a login."""
+        user = auth.get_user(self.engine, username)
+        assert user is not None, username
+        sid = sessions.start_session(self.engine, user_id=user.id, max_age_h=1)
+        return sessions.encode_cookie(username=username, sid=sid, secret=SECRET, max_age_h=1)
 
     def client(self, user: str | None = None, **kwargs: Any) -> httpx.Client:
         """An HTTP client, authenticated with ``user``'s API token when given."""
@@ -132,6 +139,7 @@ def start_server(work: Path, db_url: str, extra_env: dict[str, str] | None = Non
         NANO_EXPORT_SECRET_KEY=SECRET,
         NANO_EXPORT_MAX_CONCURRENT_EXPORTS="2",
         NANO_EXPORT_CHUNK_ROWS="1000",
+        NANO_EXPORT_LOGIN_FREE_FAILURES="100",  # the tests send many bad credentials on purpose
         **(extra_env or {}),
     )
     subprocess.run(
