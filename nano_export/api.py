@@ -49,6 +49,15 @@ SECURITY_HEADERS: Final = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 )
+#: Streamlit components (the login cookie's manager among them) are iframes of the dashboard's
+#: own pages: those may be framed by the same origin, and by nothing else.
+COMPONENT_HEADERS: Final = (
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"content-security-policy", b"frame-ancestors 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+COMPONENT_PATH: Final = "/component/"
 #: Streamlit's own metrics route answers without a login and has no setting to turn it off.
 BLOCKED_PATHS: Final = ("/_stcore/metrics",)
 CONTENT_TYPES: Final = {"csv": "text/csv; charset=utf-8", "csv.gz": "application/gzip"}
@@ -427,7 +436,7 @@ class IdentityDownloads:
 
 
 class SecurityHeaders:
-    """Forbid framing on every HTTP response; answer 404 on Streamlit's metrics route."""
+    """Forbid framing (components: same origin only); answer 404 on Streamlit's metrics route."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -437,18 +446,19 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
+        headers = COMPONENT_HEADERS if COMPONENT_PATH in path else SECURITY_HEADERS
         if any(path.endswith(blocked) for blocked in BLOCKED_PATHS):
             response = JSONResponse({"error": "not found"}, status_code=404)
-            await response(scope, receive, self._with_headers(send))
+            await response(scope, receive, self._with_headers(send, headers))
             return
-        await self.app(scope, receive, self._with_headers(send))
+        await self.app(scope, receive, self._with_headers(send, headers))
 
     @staticmethod
-    def _with_headers(send: Send) -> Send:
+    def _with_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Send:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _v in message.get("headers", [])}
-                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                extra = [(k, v) for k, v in headers if k not in names]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

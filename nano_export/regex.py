@@ -13,6 +13,7 @@ on PostgreSQL). Counted repetitions, nested ones multiplied, are bounded by ``MA
 
 from __future__ import annotations
 
+import importlib
 import re
 from functools import lru_cache
 from typing import Any, Final
@@ -21,7 +22,9 @@ import re2
 
 #: The largest count a ``{m}``, ``{m,}`` or ``{m,n}`` may ask for (nested ones multiplied).
 MAX_REPEAT: Final = 100
-_UNBOUNDED: Final = getattr(re, "_constants").MAXREPEAT  # what * and + repeat up to
+# Python's own regex parser, to find counted repetitions however they are nested.
+_PARSER: Any = importlib.import_module("re._parser")
+_UNBOUNDED: Final = importlib.import_module("re._constants").MAXREPEAT  # * and + repeat up to
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -53,7 +56,7 @@ def sqlite_regexp(pattern: str | None, value: str | None) -> bool | None:
 def repetition_error(pattern: str, limit: int = MAX_REPEAT) -> str | None:
     """Why the counted repetitions of ``pattern`` are too large, or None when they are fine."""
     try:
-        tree = getattr(re, "_parser").parse(pattern)
+        tree = _PARSER.parse(pattern)
     except re.error:
         return None  # the syntax check reports it
     worst = _largest_count(tree, 1)

@@ -196,3 +196,51 @@ def test_deep_link_survives_the_login_and_the_login_has_no_sidebar(
         expect(page.locator('[data-testid="stSidebar"]')).to_be_hidden()
         page.screenshot(path=str(SHOTS / "6-after-logout.png"), full_page=True)
         browser.close()
+
+
+def test_filter_text_is_plain_text_and_an_old_cookie_is_dead_after_logout(
+    server: tuple[str, str],
+) -> None:
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _db_url = server
+    expect.set_options(timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    where = "response ~ '[Session expired, log in again](http://evil.example/login)'"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1400})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(base)
+        page.get_by_role("textbox", name="Username").fill("anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna-browser")
+        page.get_by_role("button", name="Login").click()
+        expect(page.get_by_role("heading", name="Explore").first).to_be_visible()
+
+        page.goto(f"{base}/?where={quote(where)}")
+        expect(page.get_by_role("heading", name="Explore").first).to_be_visible()
+        caption = page.locator('[data-testid="stCaptionContainer"]').first
+        expect(caption).to_contain_text(
+            "[Session expired, log in again](http://evil.example/login)"
+        )
+        expect(page.locator('a[href*="evil.example"]')).to_have_count(0)
+        expect(page.locator('img[src*="evil.example"]')).to_have_count(0)
+        page.screenshot(path=str(SHOTS / "7-markdown-as-text.png"), full_page=True)
+
+        copied = context.cookies()
+        assert any(c["name"] == "nano_export_auth" for c in copied)
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_role("textbox", name="Username")).to_be_visible()
+
+        # Someone who copied the cookie before the logout gets the login form.
+        replay = browser.new_context(viewport={"width": 1400, "height": 1400})
+        replay.add_cookies(copied)
+        other = replay.new_page()
+        other.goto(base)
+        expect(other.get_by_role("textbox", name="Username")).to_be_visible()
+        other.wait_for_timeout(1500)
+        expect(other.get_by_role("heading", name="Explore")).to_have_count(0)
+        browser.close()
