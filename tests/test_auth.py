@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -291,10 +292,46 @@ def test_users_remove_set_role_passwd_and_sessions_revoke(settings: Settings) ->
     )
 
 
-def test_secret_files_are_private_from_creation(tmp_path: Path) -> None:
-    from nano_export.demo import write_private
+def test_secret_files_are_private_from_creation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nano_export import demo
 
-    path = tmp_path / "demo-login.txt"
-    write_private(path, "admin\npw\n")
+    modes: list[int] = []
+    real_fdopen = demo.os.fdopen
+
+    def fdopen(fd: int, *args: object, **kwargs: object) -> object:
+        modes.append(stat.S_IMODE(os.fstat(fd).st_mode))  # before a byte is written
+        return real_fdopen(fd, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(demo.os, "fdopen", fdopen)
+    old_umask = os.umask(0)  # whatever the umask, the mode is the owner's only
+    try:
+        path = tmp_path / "demo-login.txt"
+        demo.write_private(path, "admin\npw\n")
+    finally:
+        os.umask(old_umask)
+    assert modes == [0o600]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text() == "admin\npw\n"
+
+
+def test_the_demo_login_is_created_in_the_database_and_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("NANO_EXPORT_DATA_DIR", str(data))
+    monkeypatch.setenv("NANO_EXPORT_BCRYPT_ROUNDS", "4")
+    for name in ("DATABASE_URL", "SECRET_KEY", "AUTH_FILE"):
+        monkeypatch.delenv(f"NANO_EXPORT_{name}", raising=False)
+    result = CliRunner().invoke(main, ["demo", "--rows", "20"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("Demo login"))
+    password = line.split("password ")[1].strip("'")
+    settings = get_settings()
+    engine = get_engine(settings.db_url)
+    assert auth.verify_password(engine, "admin", password, rounds=4) is not None
+    assert stat.S_IMODE((data / "demo-login.txt").stat().st_mode) == 0o600
+    assert not (data / "secret.key").exists()
+    again = CliRunner().invoke(main, ["demo", "--rows", "20"])
+    assert f"password {password!r}" in again.output  # shown again, not a new one
