@@ -11,6 +11,7 @@ An older installation kept its users in a YAML file (streamlit-authenticator's f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import uuid
@@ -277,7 +278,7 @@ def set_role(
             interface=interface,
             details={"user": user.username, "from": user.role, "to": checked},
         )
-    return UserInfo(**{**user.__dict__, "role": checked})
+    return dataclasses.replace(user, role=checked)
 
 
 def set_password(

@@ -87,6 +87,8 @@ def make_authenticator(settings: Settings) -> Any:
             max_age_h=settings.session_max_age_h,
         )
 
+    # streamlit-authenticator 0.4.2 has no hook for claims of our own: its cookie model's encoder
+    # is replaced on this instance, so the cookie it writes also names the session.
     authenticator.cookie_controller.cookie_model._token_encode = _token_encode
     return authenticator
 
