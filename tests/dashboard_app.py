@@ -46,12 +46,13 @@ class Dash:
         return at
 
 
-def make_dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dash:
-    """Data folder with a SQLite database, rows and three users, wired through the environment."""
+def make_dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str | None = None) -> Dash:
+    """Data folder with a database (SQLite unless ``db_url`` names an empty, migrated one), rows
+    and three users, wired through the environment."""
     data = tmp_path / "data"
     env = {
         "NANO_EXPORT_DATA_DIR": str(data),
-        "NANO_EXPORT_DATABASE_URL": f"sqlite:///{data / 'nano-export.db'}",
+        "NANO_EXPORT_DATABASE_URL": db_url or f"sqlite:///{data / 'nano-export.db'}",
         "NANO_EXPORT_SECRET_KEY": "dashboard-test-secret-0123456789abcdef0123",
         "NANO_EXPORT_LOGIN_SLEEP_TIME": "0",
         "NANO_EXPORT_CHUNK_ROWS": "100",

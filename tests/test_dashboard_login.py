@@ -146,7 +146,10 @@ def _login_form_shown(at: AppTest) -> bool:
         ),
     ],
 )
-def test_an_open_dashboard_shows_the_login_once_its_session_ends(dash: Dash, end: Any) -> None:
+def test_an_open_dashboard_shows_the_login_once_its_session_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str, end: Any
+) -> None:
+    dash = make_dash(tmp_path, monkeypatch, db_url)  # on SQLite and on PostgreSQL
     at = _log_in(dash.app().run(), "anna")
     assert at.metric
     end(get_engine(dash.settings.db_url))
@@ -155,7 +158,10 @@ def test_an_open_dashboard_shows_the_login_once_its_session_ends(dash: Dash, end
     assert "Your session has ended; log in again." in [e.value for e in at.error]
 
 
-def test_a_dashboard_session_past_its_maximum_lifetime_shows_the_login(dash: Dash) -> None:
+def test_a_dashboard_session_past_its_maximum_lifetime_shows_the_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    dash = make_dash(tmp_path, monkeypatch, db_url)
     at = _log_in(dash.app().run(), "anna")
     engine = get_engine(dash.settings.db_url)
     with engine.begin() as conn:
@@ -178,10 +184,10 @@ def test_a_failed_login_of_an_unknown_user_is_audited_without_the_typed_name(das
 
 
 def test_the_sixth_wrong_password_is_throttled_and_the_right_one_then_waits_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
 ) -> None:
     monkeypatch.setenv("NANO_EXPORT_LOGIN_BACKOFF_S", "30")
-    dash = make_dash(tmp_path, monkeypatch)
+    dash = make_dash(tmp_path, monkeypatch, db_url)
     at = dash.app().run()
     for _ in range(5):
         at.text_input[0].input("anna")
