@@ -28,6 +28,7 @@ ADMIN_ONLY_NOTICE = "_nx_admin_only_notice"
 st.set_page_config(page_title="nano-export", page_icon="📦", layout="wide")
 widgets.page_style()
 settings = context.app_settings()
+context.app_engine(settings)  # schema and signing secret first: the login cookie needs the secret
 authenticator = session.make_authenticator(settings)
 user = session.current_user(authenticator, settings)
 session.set_page_user(user)
@@ -68,7 +69,6 @@ else:
             st.button("Log in again", on_click=lambda: None)
             st.stop()
         st.divider()
-    context.app_engine(settings)
     if notice := st.session_state.pop(ADMIN_ONLY_NOTICE, None):
         st.info(notice, icon=":material/lock:")
     current.run()

@@ -16,7 +16,7 @@ with widgets.friendly_errors():
         st.warning("Fix the filter in the sidebar to see results.", icon=":material/warning:")
         st.stop()
     spec_json = selection.spec.to_json()
-    st.caption(f"**{selection.dataset}** · {filters.describe(selection.spec)}")
+    st.caption(f"**{selection.dataset}** · {widgets.literal(filters.describe(selection.spec))}")
     overview = data.overview(db_url, selection.dataset, spec_json)
     summary = overview.summary
 

@@ -14,7 +14,7 @@ with widgets.friendly_errors():
     if selection.spec is None:
         st.warning("Fix the filter in the sidebar before exporting.", icon=":material/warning:")
         st.stop()
-    st.caption(f"**{selection.dataset}** · {filters.describe(selection.spec)}")
+    st.caption(f"**{selection.dataset}** · {widgets.literal(filters.describe(selection.spec))}")
     request = exporting.request_form(user, selection)
     if request is not None:
         st.divider()

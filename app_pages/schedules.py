@@ -75,7 +75,7 @@ with widgets.friendly_errors():
                     engine, settings, name=chosen.name, actor=user.username, role=user.role
                 )
             if result.error or result.export is None:
-                st.error(f"The run failed: {result.error}")
+                st.error(f"The run failed: {widgets.plain(result.error)}")
             else:
                 st.success(
                     f"Exported {widgets.fmt_int(result.export.rows_done)} rows; "

@@ -68,7 +68,8 @@ def prepare(url: str, folder: Path, rows: int, users: int) -> dict[str, str]:
         "s = get_settings(); initialize(s)\n"
         f"seed_database(get_engine(s.db_url), rows={rows}, seed=3)\n"
         f"for n in range({users}):\n"
-        "    add_user(s.auth_file, username=f'user{n}', role='analyst', password='bench-pass')\n"
+        "    add_user(get_engine(s.db_url), username=f'user{n}', role='analyst',"
+        " password='bench-password')\n"
     )
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env, check=True)

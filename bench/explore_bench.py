@@ -119,8 +119,8 @@ def bench(db_url: str, data_dir: Path, rows: int) -> None:
         began = time.perf_counter()
         seed_database(engine, rows=rows)
         print(f"seeded {rows:,} rows in {time.perf_counter() - began:.1f} s")
-    if auth.role_of(settings.auth_file, "bench") is None:
-        auth.add_user(settings.auth_file, username="bench", role="admin", password="bench")
+    if auth.role_of(engine, "bench") is None:
+        auth.add_user(engine, username="bench", role="admin", password="bench-password")
     print(f"executions: {execution_count(engine):,}")
 
     ds, spec = "evaluation-results", FilterSpec()

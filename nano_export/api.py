@@ -2,9 +2,10 @@
 
 ``app.py`` mounts :func:`routes` (and :func:`middleware`) on Streamlit's ``st.App``. A caller is
 identified by ``Authorization: Bearer TOKEN`` (see :mod:`nano_export.tokens`) or by the dashboard's
-login cookie (streamlit-authenticator's HS256 JWT, signed with ``settings.resolved_secret()``); the
-role always comes from the credentials file. Domain errors become ``{"error": reason}`` with their
-``http_status``; no traceback reaches a client. Database work runs in a worker thread so the event
+login cookie (streamlit-authenticator's HS256 JWT, signed with ``settings.resolved_secret()``,
+whose session must still be open server-side); the role always comes from the users table.
+Domain errors become ``{"error": reason}`` with their ``http_status``; no traceback reaches a
+client. Database work runs in a worker thread so the event
 loop that also serves the dashboard never waits on it.
 """
 
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final, Literal
 
-import jwt
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -26,9 +28,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nano_export import auth, jobs, tokens
+from nano_export import auth, jobs, sessions, throttle, tokens
 from nano_export.api_docs import openapi_document
 from nano_export.db import get_engine
 from nano_export.errors import AuthenticationFailed, BadInput, NanoExportError
@@ -41,6 +43,26 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES: Final = 1_000_000
 #: The download's Content-Type per export format.
 CONTENT_TYPES: Final = {name: f.content_type for name, f in FORMATS.items()}
+#: Arrays and objects inside each other; a real export request needs three.
+MAX_JSON_DEPTH: Final = 16
+#: Sent with every response of the server: no page may frame the dashboard or the API.
+SECURITY_HEADERS: Final = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+#: Streamlit components (the login cookie's manager among them) are iframes of the dashboard's
+#: own pages: those may be framed by the same origin, and by nothing else.
+COMPONENT_HEADERS: Final = (
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"content-security-policy", b"frame-ancestors 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+COMPONENT_PATH: Final = "/component/"
+#: Streamlit's own metrics route answers without a login and has no setting to turn it off.
+BLOCKED_PATHS: Final = ("/_stcore/metrics",)
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,7 @@ class Caller:
     user: str
     role: Role
     via: Literal["token", "cookie"]
+    credential: str = ""  # what the request rate is counted against
 
 
 class ApiError(NanoExportError):
@@ -61,24 +84,13 @@ class ApiError(NanoExportError):
 
 
 def user_from_login_cookie(value: str, *, secret: str, now: float | None = None) -> str | None:
-    """The user of a streamlit-authenticator login cookie, or None if forged, malformed or expired.
+    """The user a login cookie claims, or None if forged, malformed or expired.
 
-    streamlit-authenticator 0.4.2 signs ``{"username": ..., "exp_date": <unix time>}`` with HS256;
-    both the signature and ``exp_date`` are checked here.
+    Only the signature and ``exp_date`` are checked here; :meth:`_Context.authenticate` also
+    requires the cookie's session to be open.
     """
-    try:
-        payload = jwt.decode(value, secret, algorithms=["HS256"])
-    except jwt.PyJWTError:
-        return None
-    username = payload.get("username")
-    expires = payload.get("exp_date")
-    if not isinstance(username, str) or not username.strip():
-        return None
-    if isinstance(expires, bool) or not isinstance(expires, int | float):
-        return None
-    if expires <= (time.time() if now is None else now):
-        return None
-    return username.strip().lower()
+    claims = sessions.decode_cookie(value, secret=secret, now=now)
+    return claims.username if claims else None
 
 
 class _Context:
@@ -86,45 +98,120 @@ class _Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.rate = RateLimiter()
 
     @cached_property
     def engine(self) -> Engine:
         return get_engine(self.settings.db_url)
 
-    def authenticate(self, authorization: str | None, cookies: dict[str, str]) -> Caller:
-        """The caller of a request; AuthenticationFailed unless the credentials are valid."""
+    def authenticate(
+        self, authorization: str | None, cookies: dict[str, str], address: str | None = None
+    ) -> Caller:
+        """The caller of a request; AuthenticationFailed unless the credentials are valid.
+
+        Failed credentials count against the client address with the login throttle's back-off:
+        while an address is blocked its failures get 429 instead of 401. (Valid credentials still
+        pass: a token cannot be guessed, and one bad client must not lock out a shared address.)
+        Each credential may make ``API_REQUESTS_PER_MINUTE`` requests a minute.
+        """
+        try:
+            caller = self._check(authorization, cookies)
+        except AuthenticationFailed:
+            key = throttle.address_key(address, kind="api")
+            wait = throttle.wait_seconds(self.engine, [key])
+            if wait > 0:
+                raise TooManyRequests(
+                    f"too many failed authentications: try again in {math.ceil(wait)} s", wait
+                ) from None
+            throttle.record_failure(
+                self.engine,
+                [key],
+                free=self.settings.login_free_failures,
+                base_s=self.settings.login_backoff_s,
+            )
+            raise
+        self.rate.hit(caller.credential, self.settings.api_requests_per_minute)
+        return caller
+
+    def _check(self, authorization: str | None, cookies: dict[str, str]) -> Caller:
         settings = self.settings
-        via: Literal["token", "cookie"]
         if authorization is not None:
             scheme, _, credential = authorization.partition(" ")
             if scheme.lower() != "bearer" or not credential.strip():
                 raise AuthenticationFailed("use the header 'Authorization: Bearer TOKEN'")
-            user = tokens.user_for_token(self.engine, credential.strip())
-            if user is None:
-                raise AuthenticationFailed("invalid or revoked API token")
-            via = "token"
-        else:
-            cookie = cookies.get(auth.cookie_name(settings.auth_file))
-            if cookie is None:
-                raise AuthenticationFailed(
-                    "authentication required: send 'Authorization: Bearer TOKEN' "
-                    "(nano-export tokens create NAME) or log in to the dashboard"
-                )
-            user = user_from_login_cookie(cookie, secret=settings.resolved_secret())
-            if user is None:
-                raise AuthenticationFailed("the login cookie is invalid or expired; log in again")
-            via = "cookie"
-        role = auth.role_of(settings.auth_file, user)
-        if role is None:
-            raise AuthenticationFailed(f"user {user!r} no longer exists")
-        return Caller(user=user, role=role, via=via)
+            found = tokens.user_for_token(self.engine, credential.strip())
+            if found is None:
+                raise AuthenticationFailed("invalid, expired or revoked API token")
+            return Caller(
+                user=found.username,
+                role=found.role,
+                via="token",
+                credential="token:" + tokens.hash_token(credential.strip()),
+            )
+        cookie = cookies.get(auth.COOKIE_NAME)
+        if cookie is None:
+            raise AuthenticationFailed(
+                "authentication required: send 'Authorization: Bearer TOKEN' "
+                "(nano-export tokens create NAME) or log in to the dashboard"
+            )
+        claims = sessions.decode_cookie(cookie, secret=settings.resolved_secret())
+        if claims is None:
+            raise AuthenticationFailed("the login cookie is invalid or expired; log in again")
+        sid = claims.sid
+        user = None
+        if sid is not None:
+            user = sessions.check_session(
+                self.engine,
+                sid,
+                idle_timeout_min=settings.session_idle_timeout_min,
+                username=claims.username,
+            )
+        if user is None or sid is None:
+            raise AuthenticationFailed("the login session has ended; log in again")
+        return Caller(user=user.username, role=user.role, via="cookie", credential="sid:" + sid)
+
+
+class TooManyRequests(NanoExportError):
+    """Too many requests for one credential, or too many failures from one address (429)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class RateLimiter:
+    """Requests per credential per minute, counted in this process (a fixed one-minute window)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, int]] = {}
+
+    def hit(self, credential: str, limit: int, now: float | None = None) -> None:
+        """Count one request; TooManyRequests past ``limit`` in the current minute."""
+        now = time.time() if now is None else now
+        window = int(now // 60)
+        with self._lock:
+            if len(self._counts) > 10_000:  # old windows of idle credentials
+                self._counts = {k: v for k, v in self._counts.items() if v[0] == window}
+            start, count = self._counts.get(credential, (window, 0))
+            count = count + 1 if start == window else 1
+            self._counts[credential] = (window, count)
+        if count > limit:
+            raise TooManyRequests(
+                f"more than {limit} requests a minute for this credential; slow down",
+                60 - now % 60,
+            )
 
 
 Handler = Callable[[Request, Caller, _Context], Awaitable[Response]]
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="nano-export"'} if status == 401 else None
+def _error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="nano-export"'} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -141,10 +228,15 @@ def _endpoint(
                 caller = Caller(user="-", role="viewer", via="token")
             else:
                 caller = await run_in_threadpool(
-                    ctx.authenticate, request.headers.get("authorization"), dict(request.cookies)
+                    ctx.authenticate,
+                    request.headers.get("authorization"),
+                    dict(request.cookies),
+                    request.client.host if request.client else None,
                 )
                 user = caller.user
             response = await handler(request, caller, ctx)
+        except TooManyRequests as exc:
+            response = _error(429, str(exc), exc.retry_after)
         except NanoExportError as exc:
             response = _error(exc.http_status, str(exc))
         except Exception:
@@ -171,14 +263,57 @@ def _validation_message(exc: ValidationError) -> tuple[str, list[dict[str, Any]]
     return "invalid request: " + "; ".join(parts), details
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, counted as it streams in: 413 past ``limit`` whatever the headers say.
+
+    ``Content-Length`` is only a hint (a chunked body has none); the bytes are what count.
+    """
+    too_large = ApiError(f"the request body is larger than {limit} bytes", 413)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_nesting(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """BadInput (422) when the JSON nests arrays and objects deeper than ``limit``.
+
+    Checked on the raw bytes before parsing, so a body of 100,000 ``[`` never reaches the parser.
+    """
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                raise BadInput(f"the request body nests deeper than {limit} levels")
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+
+
 async def _read_request(request: Request, caller: Caller) -> ExportRequest:
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if caller.via == "cookie" and content_type != "application/json":
         # A cross-site form cannot send application/json without a CORS preflight.
         raise ApiError("send the request body as application/json", 415)
-    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-        raise ApiError(f"the request body is larger than {MAX_BODY_BYTES} bytes", 413)
-    body = await request.body()
+    body = await read_body(request)
+    check_nesting(body)
     try:
         data = json.loads(body or b"null")
     except ValueError as exc:
@@ -302,9 +437,39 @@ class IdentityDownloads:
         await self.app(scope, receive, send)
 
 
+class SecurityHeaders:
+    """Forbid framing (components: same origin only); answer 404 on Streamlit's metrics route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        headers = COMPONENT_HEADERS if COMPONENT_PATH in path else SECURITY_HEADERS
+        if any(path.endswith(blocked) for blocked in BLOCKED_PATHS):
+            response = JSONResponse({"error": "not found"}, status_code=404)
+            await response(scope, receive, self._with_headers(send, headers))
+            return
+        await self.app(scope, receive, self._with_headers(send, headers))
+
+    @staticmethod
+    def _with_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Send:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _v in message.get("headers", [])}
+                extra = [(k, v) for k, v in headers if k not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return send_with_headers
+
+
 def middleware() -> list[Middleware]:
     """Middleware for ``st.App(..., middleware=middleware())``."""
-    return [Middleware(IdentityDownloads)]
+    return [Middleware(SecurityHeaders), Middleware(IdentityDownloads)]
 
 
 class KeyValueFormatter(logging.Formatter):

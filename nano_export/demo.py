@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nano_export import audit
 from nano_export.auth import add_user, load_users
 from nano_export.bootstrap import initialize
 from nano_export.db import execution_count, get_engine
@@ -38,7 +38,7 @@ def prepare_demo(
 ) -> DemoReport:
     """Upgrade the schema; seed ``rows`` executions into an empty database; add a demo admin.
 
-    The admin is created only when the credentials file has no user at all; its random password is
+    The admin is created only when the users table has no user at all; its random password is
     written to ``demo-login.txt`` in the data folder so that it can be shown again.
     """
     initialize(settings)
@@ -48,22 +48,34 @@ def prepare_demo(
     if existing == 0:
         seeded = seed_database(engine, rows=rows, seed=seed, progress=progress).rows_written
     path = login_file(settings)
-    if not load_users(settings.auth_file):
+    if not load_users(engine):
         password = secrets.token_urlsafe(12)
-        add_user(settings.auth_file, username=DEMO_USER, role="admin", password=password)
-        with engine.begin() as conn:
-            audit.record(
-                conn,
-                event="user.created",
-                actor="demo",
-                interface="cli",
-                details={"user": DEMO_USER, "role": "admin"},
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{DEMO_USER}\n{password}\n")
-        path.chmod(0o600)
+        add_user(
+            engine,
+            username=DEMO_USER,
+            role="admin",
+            password=password,
+            min_length=settings.password_min_length,
+            rounds=settings.bcrypt_rounds,
+            actor="demo",
+        )
+        write_private(path, f"{DEMO_USER}\n{password}\n")
     if path.is_file():
         user, password = [*path.read_text().splitlines(), "", ""][:2]
-        if user in load_users(settings.auth_file):
+        if user in load_users(engine):
             return DemoReport(seeded, existing, path, user, password)
     return DemoReport(seeded, existing, None, None, None)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file readable by its owner only, from the moment it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -30,6 +30,7 @@ from nano_export.db import as_utc, utcnow
 from nano_export.errors import (
     BadInput,
     ExportCancelled,
+    ExportFailed,
     ExportLimitReached,
     NotFound,
     NotReady,
@@ -343,7 +344,15 @@ def _run(
         last_check = 0.0
         cancelled = False
 
+        started = time.monotonic()
+
         def progress(rows: int) -> None:
+            limit = settings.export_time_limit_s
+            if time.monotonic() - started > limit:
+                raise ExportFailed(
+                    f"the export ran longer than its limit of {limit} s "
+                    "(NANO_EXPORT_EXPORT_TIME_LIMIT_S); narrow the filters or raise the limit"
+                )
             with engine.begin() as conn:
                 alive = conn.execute(
                     update(exports)

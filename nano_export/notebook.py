@@ -291,21 +291,20 @@ def _readable(exc: ValidationError) -> str:
 def connect(url: str | None = None, *, user: str, role: Role | None = None) -> Client:
     """A client for ``user`` on the database at ``url`` (default: the configured one).
 
-    The role comes from the dashboard's credentials file. Only where no users file exists yet (a
-    personal database) may ``role`` be passed for a name it does not hold. A database that does
+    The role comes from the users table. Only where the database has no users yet (a personal
+    database) may ``role`` be passed for a name it does not hold. A database that does
     not exist or lacks the schema raises BadInput here, before any query, and creates nothing.
     """
     settings = get_settings(**({"database_url": url} if url else {}))
-    require_database(settings.db_url, pointer="the url given to connect()")
-    found = role_of(settings.auth_file, user.lower())
-    if found is None and load_users(settings.auth_file):
+    engine = require_database(settings.db_url, pointer="the url given to connect()")
+    found = role_of(engine, user.lower())
+    if found is None and load_users(engine):
         raise PermissionDenied(
-            f"unknown user {user!r} in {settings.auth_file}: add it with `nano-export users add`"
+            f"unknown user {user!r} in the database: add it with `nano-export users add`"
         )
     if found is None and role is None:
         raise PermissionDenied(
-            f"no users file at {settings.auth_file}: pass role=... or add users with "
-            "`nano-export users add`"
+            "the database has no users yet: pass role=... or add users with `nano-export users add`"
         )
     if found is not None and role is not None and role != found:
         raise PermissionDenied(f"user {user!r} has role {found!r}, not {role!r}")

@@ -141,7 +141,7 @@ def run_schedule(
     """Run one (already claimed) schedule: export as its owner, then email. Never raises for
     domain errors: the outcome is audited ``schedule.run`` and returned."""
     base: dict[str, Any] = {"actor": sched.owner, "interface": "scheduler"}
-    role = auth.role_of(settings.auth_file, sched.owner)
+    role = auth.role_of(engine, sched.owner)
     rec: ExportRecord | None = None
     error: str | None = None
     try:

@@ -139,7 +139,7 @@ def create_schedule(
     name = _check_name(name)
     emails = check_recipients(recipients)
     owner = owner.strip().lower()
-    role = auth.role_of(settings.auth_file, owner)
+    role = auth.role_of(engine, owner)
     if role is None:
         raise BadInput(f"unknown user {owner!r}: add it with `nano-export users add`")
     plan_export(request)  # dataset, columns, renames and filters, before anything is stored

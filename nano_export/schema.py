@@ -215,13 +215,65 @@ api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", BigId, primary_key=True),
-    Column("name", String(128), nullable=False),  # the user the token acts for
+    Column("name", String(128), nullable=False),  # the user name the token acts for (display)
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("prefix", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("last_used_at", UtcDateTime, nullable=True),
+    # The user record the token belongs to: a re-added name is a new id, so old tokens stay dead.
+    Column("user_id", String(32), nullable=True),
+    Column("label", String(128), nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
     Index("ix_api_tokens_name", "name"),
+    Index("ix_api_tokens_user_id", "user_id"),
+)
+
+# Dashboard and API users. ``id`` is random and never reused: tokens and sessions point at it.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("email", String(255), nullable=True),
+    Column("password_hash", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("password_changed_at", UtcDateTime, nullable=False),
+)
+
+# One row per login. The cookie carries the random session id; only its SHA-256 is stored.
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("end_reason", String(32), nullable=True),
+    Index("ix_login_sessions_user_id", "user_id"),
+)
+
+# Failed logins per key (``user:NAME``, ``addr:IP``, ``token:ADDR``) for the exponential back-off.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", UtcDateTime, nullable=False),
+    Column("blocked_until", UtcDateTime, nullable=True),
+)
+
+# Values every process of an installation shares: the generated signing secret, one-off markers.
+instance_values = Table(
+    "instance_values",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 # A saved export spec run on a cadence and mailed to recipients. ``next_run_at`` is the claim token:

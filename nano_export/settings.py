@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from nano_export.errors import InvalidSetting
 
 DEFAULT_DATA_DIR = Path("./data")
+MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -47,7 +47,9 @@ class Settings(BaseSettings):
         7, ge=1, le=3650, description="Days an export file is kept before pruning."
     )
     secret_key: str = Field(
-        "", description="Signs login cookies and keys identifier hashes (generated if unset)."
+        "",
+        description="Signs login cookies and keys identifier hashes, at least 32 bytes "
+        "(generated into the database by init if unset).",
     )
     smtp_host: str = Field(
         "", description="Mail server for scheduled exports (empty: email disabled)."
@@ -73,7 +75,31 @@ class Settings(BaseSettings):
         ge=1,
         le=3600,
         description="Seconds an interactive query (Explore, notebook count/preview) may run "
-        "on PostgreSQL; exports have no limit.",
+        "on PostgreSQL; exports have EXPORT_TIME_LIMIT_S.",
+    )
+    export_time_limit_s: int = Field(
+        7200, ge=1, le=7 * 24 * 3600, description="Seconds an export may run before it is failed."
+    )
+    session_max_age_h: float = Field(
+        12.0, gt=0, le=24 * 90, description="Hours a login lasts at most, whatever the cookie says."
+    )
+    session_idle_timeout_min: float = Field(
+        60.0, gt=0, le=24 * 60 * 90, description="Minutes without a request that end a login."
+    )
+    password_min_length: int = Field(
+        12, ge=1, le=72, description="Characters a new password needs at least (bcrypt: 72 bytes)."
+    )
+    bcrypt_rounds: int = Field(
+        12, ge=4, le=16, description="bcrypt cost of new password hashes (and of the dummy check)."
+    )
+    login_free_failures: int = Field(
+        5, ge=1, le=100, description="Failed logins per user name or address before back-off."
+    )
+    login_backoff_s: float = Field(
+        2.0, gt=0, le=3600, description="First back-off after too many failed logins (doubles)."
+    )
+    api_requests_per_minute: int = Field(
+        600, ge=1, le=1_000_000, description="API requests one token or login may make a minute."
     )
 
     @model_validator(mode="after")
@@ -90,6 +116,17 @@ class Settings(BaseSettings):
     def _check_url(cls, value: str) -> str:
         if value and "://" not in value:
             raise ValueError("must be a SQLAlchemy URL such as sqlite:///data/nano.db")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret(cls, value: str) -> str:
+        if value and len(value.encode("utf-8")) < MIN_SECRET_BYTES:
+            size = len(value.encode("utf-8"))
+            raise ValueError(
+                f"must be at least {MIN_SECRET_BYTES} bytes (it has {size}); "
+                "for example the output of `openssl rand -hex 32`"
+            )
         return value
 
     @field_validator("base_url")
@@ -110,19 +147,13 @@ class Settings(BaseSettings):
         return self.data_dir / "secret.key"
 
     def resolved_secret(self) -> str:
-        """The secret key: the setting, or one generated once into the data folder."""
+        """The signing secret: the setting, or the one stored in the database (made by ``init``)."""
         if self.secret_key:
             return self.secret_key
-        path = self.secret_file
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(key)
-        tmp.chmod(0o600)
-        tmp.replace(path)
-        return key
+        # Imported here: the key store sits above settings (it needs the database).
+        from nano_export.keystore import database_secret
+
+        return database_secret(self.db_url, legacy_file=self.secret_file)
 
 
 SECRET_FIELDS = frozenset({"secret_key", "smtp_password"})

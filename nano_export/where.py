@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Literal as TypingLiteral
 
 from nano_export.errors import InvalidFilter
-from nano_export.regex import linear_error
+from nano_export.regex import linear_error, repetition_error
 
 CompareOp = TypingLiteral["=", "!=", "<", "<=", ">", ">=", "~", "!~"]
 LiteralKind = TypingLiteral["string", "number", "bool"]
@@ -402,6 +402,9 @@ def check_regex(pattern: str, pos: int | None = None) -> None:
             "read the same way; rewrite it without",
             pos,
         )
+    too_many = repetition_error(pattern)
+    if too_many:
+        raise InvalidFilter(f"regular expression {pattern!r} is too costly: {too_many}", pos)
     linear = linear_error(pattern)
     if linear:
         raise InvalidFilter(

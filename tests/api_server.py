@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import httpx
-import yaml
+from factories import write_users
 from sqlalchemy import Engine, insert
 
-from nano_export import auth, tokens
+from nano_export import auth, sessions, tokens
 from nano_export.db import get_engine
 from nano_export.schema import execution_metrics, executions
 from nano_export.settings import Settings, get_settings
@@ -48,6 +47,13 @@ class Server:
     def engine(self) -> Engine:
         """The server's database, opened from the test process."""
         return get_engine(self.settings.db_url)
+
+    def session_cookie(self, username: str) -> str:
+        """A login cookie with an open session, as the dashboard sets it after a login."""
+        user = auth.get_user(self.engine, username)
+        assert user is not None, username
+        sid = sessions.start_session(self.engine, user_id=user.id, max_age_h=1)
+        return sessions.encode_cookie(username=username, sid=sid, secret=SECRET, max_age_h=1)
 
     def client(self, user: str | None = None, **kwargs: Any) -> httpx.Client:
         """An HTTP client, authenticated with ``user``'s API token when given."""
@@ -118,18 +124,9 @@ def insert_executions(engine: Engine, rows: int = ROWS) -> None:
         conn.execute(insert(execution_metrics), metrics)
 
 
-def write_auth_file(path: Path) -> None:
-    """USERS in streamlit-authenticator's YAML format (a cheap bcrypt cost keeps tests fast)."""
-    password = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode("ascii")
-    users = {
-        name: {"email": f"{name}@localhost", "name": name, "password": password, "roles": [role]}
-        for name, role in USERS.items()
-    }
-    config = {
-        "credentials": {"usernames": users},
-        "cookie": {"name": auth.DEFAULT_COOKIE_NAME, "expiry_days": 30},
-    }
-    path.write_text(yaml.safe_dump(config))
+def write_auth_file(settings: Settings) -> None:
+    """USERS in the users table, password "pw" (a cheap bcrypt cost keeps tests fast)."""
+    write_users(settings, USERS, password="pw")
 
 
 def start_server(work: Path, db_url: str, extra_env: dict[str, str] | None = None) -> Server:
@@ -142,16 +139,19 @@ def start_server(work: Path, db_url: str, extra_env: dict[str, str] | None = Non
         NANO_EXPORT_SECRET_KEY=SECRET,
         NANO_EXPORT_MAX_CONCURRENT_EXPORTS="2",
         NANO_EXPORT_CHUNK_ROWS="1000",
+        NANO_EXPORT_LOGIN_FREE_FAILURES="100",  # the tests send many bad credentials on purpose
         **(extra_env or {}),
     )
     subprocess.run(
         [str(BIN / "nano-export"), "init"], env=env, cwd=ROOT, check=True, capture_output=True
     )
     settings = get_settings(data_dir=data_dir, database_url=db_url, secret_key=SECRET)
-    write_auth_file(settings.auth_file)
+    write_auth_file(settings)
     engine = get_engine(db_url)
     issued = {user: tokens.create_token(engine, name=user) for user in USERS}
-    issued["ghost"] = tokens.create_token(engine, name="ghost")  # not in the auth file
+    write_users(settings, {**USERS, "ghost": "viewer"}, password="pw")
+    issued["ghost"] = tokens.create_token(engine, name="ghost")
+    write_users(settings, USERS, password="pw")  # ghost removed: its token is dead
     issued["revoked"] = tokens.create_token(engine, name="bob")
     tokens.revoke_tokens(engine, name="bob")
     issued["bob"] = tokens.create_token(engine, name="bob")

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from nano_export import schema
+from nano_export import keystore, schema
 from nano_export.bootstrap import initialize
 from nano_export.db import dispose_engines, get_engine
 from nano_export.settings import Settings, get_settings
@@ -63,6 +63,7 @@ def _truncate_all(url: str) -> None:
     names = ", ".join(f'"{t.name}"' for t in schema.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    keystore.forget()  # the emptied database has no stored signing secret any more
 
 
 @pytest.fixture(scope="session")

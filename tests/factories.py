@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import bcrypt
-import yaml
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
+from nano_export import auth
+from nano_export.db import get_engine
 from nano_export.schema import execution_metrics, executions, export_slots, exports, interactions
+from nano_export.schema import users as users_table
+from nano_export.settings import Settings
 
 START = datetime(2025, 8, 1, tzinfo=UTC)
 MODELS = [
@@ -102,25 +105,36 @@ def insert_executions(engine: Engine, n: int, *, first_id: int = 1) -> None:
             )
 
 
-def write_users(path: Path, users: dict[str, str], password: str = "secret-pass") -> None:
-    """Write a credentials file with one user per name → role (cheap bcrypt rounds)."""
+def write_users(settings: Settings, users: dict[str, str], password: str = "secret-pass") -> None:
+    """Make the users table hold exactly these users (name → role), with cheap bcrypt rounds.
+
+    Users not named are removed (their sessions end, their tokens die); named ones get the role.
+    """
+    engine = get_engine(settings.db_url)
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
-    config = {
-        "credentials": {
-            "usernames": {
-                name: {
-                    "email": f"{name}@example.com",
-                    "name": name.title(),
-                    "password": hashed,
-                    "roles": [role],
-                }
-                for name, role in users.items()
-            }
-        },
-        "cookie": {"name": "nano_export_auth", "expiry_days": 30},
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config))
+    for name in set(auth.load_users(engine)) - set(users):
+        auth.remove_user(engine, username=name, actor="test")
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for name, role in users.items():
+            found = auth.find_user(conn, name)
+            if found is not None:
+                conn.execute(
+                    update(users_table).where(users_table.c.id == found.id).values(role=role)
+                )
+                continue
+            conn.execute(
+                users_table.insert().values(
+                    id=uuid.uuid4().hex,
+                    username=name,
+                    name=name.title(),
+                    email=f"{name}@example.com",
+                    password_hash=hashed,
+                    role=role,
+                    created_at=now,
+                    password_changed_at=now,
+                )
+            )
 
 
 def insert_export(

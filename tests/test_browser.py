@@ -63,7 +63,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     )
     initialize(settings)
     insert_rows(get_engine(settings.db_url))
-    auth.add_user(settings.auth_file, username="anna", role="analyst", password="pw-anna")
+    auth.add_user(
+        get_engine(settings.db_url), username="anna", role="analyst", password="pw-anna-browser"
+    )
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
@@ -108,7 +110,7 @@ def test_login_share_link_export_and_download(server: tuple[str, str]) -> None:
 
         page.goto(base)
         page.get_by_role("textbox", name="Username").fill("anna")
-        page.get_by_role("textbox", name="Password").fill("pw-anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna-browser")
         page.get_by_role("button", name="Login").click()
         expect(page.get_by_role("heading", name="Explore").first).to_be_visible()
         expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
@@ -168,7 +170,7 @@ def test_deep_link_survives_the_login_and_the_login_has_no_sidebar(
         page.screenshot(path=str(SHOTS / "5-login-deep-link.png"), full_page=True)
 
         page.get_by_role("textbox", name="Username").fill("anna")
-        page.get_by_role("textbox", name="Password").fill("pw-anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna-browser")
         page.get_by_role("button", name="Login").click()
         expect(page.get_by_role("heading", name="Export").first).to_be_visible()
         expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("4")
@@ -196,6 +198,54 @@ def test_deep_link_survives_the_login_and_the_login_has_no_sidebar(
         browser.close()
 
 
+def test_filter_text_is_plain_text_and_an_old_cookie_is_dead_after_logout(
+    server: tuple[str, str],
+) -> None:
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _db_url = server
+    expect.set_options(timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    where = "response ~ '[Session expired, log in again](http://evil.example/login)'"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1400})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(base)
+        page.get_by_role("textbox", name="Username").fill("anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna-browser")
+        page.get_by_role("button", name="Login").click()
+        expect(page.get_by_role("heading", name="Explore").first).to_be_visible()
+
+        page.goto(f"{base}/?where={quote(where)}")
+        expect(page.get_by_role("heading", name="Explore").first).to_be_visible()
+        caption = page.locator('[data-testid="stCaptionContainer"]').first
+        expect(caption).to_contain_text(
+            "[Session expired, log in again](http://evil.example/login)"
+        )
+        expect(page.locator('a[href*="evil.example"]')).to_have_count(0)
+        expect(page.locator('img[src*="evil.example"]')).to_have_count(0)
+        page.screenshot(path=str(SHOTS / "7-markdown-as-text.png"), full_page=True)
+
+        copied = context.cookies()
+        assert any(c["name"] == "nano_export_auth" for c in copied)
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_role("textbox", name="Username")).to_be_visible()
+
+        # Someone who copied the cookie before the logout gets the login form.
+        replay = browser.new_context(viewport={"width": 1400, "height": 1400})
+        replay.add_cookies(copied)
+        other = replay.new_page()
+        other.goto(base)
+        expect(other.get_by_role("textbox", name="Username")).to_be_visible()
+        other.wait_for_timeout(1500)
+        expect(other.get_by_role("heading", name="Explore")).to_have_count(0)
+        browser.close()
+
+
 def test_an_excel_workbook_downloads_from_the_dashboard_and_opens(
     server: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -215,7 +265,7 @@ def test_an_excel_workbook_downloads_from_the_dashboard_and_opens(
 
         page.goto(f"{base}/export?provider=openai")
         page.get_by_role("textbox", name="Username").fill("anna")
-        page.get_by_role("textbox", name="Password").fill("pw-anna")
+        page.get_by_role("textbox", name="Password").fill("pw-anna-browser")
         page.get_by_role("button", name="Login").click()
         expect(page.get_by_role("heading", name="Export").first).to_be_visible()
         page.get_by_text("Excel workbook", exact=True).click()

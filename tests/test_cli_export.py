@@ -33,7 +33,7 @@ USERS = {"ann": "admin", "ana": "analyst", "vic": "viewer"}
 def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment of a configured installation with 90 executions and three users."""
     insert_executions(get_engine(settings.db_url), 90)
-    write_users(settings.auth_file, USERS)
+    write_users(settings, USERS)
     values = {
         "NANO_EXPORT_DATA_DIR": str(settings.data_dir),
         "NANO_EXPORT_DATABASE_URL": settings.db_url,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dashboard_app import PASSWORD, Dash, make_dash
+from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
+from nano_export import auth
 from nano_export.audit import list_events
 from nano_export.db import get_engine
+from nano_export.schema import login_sessions
 
 
 @pytest.fixture
@@ -122,3 +127,79 @@ def test_audit_link_for_an_admin_lands_on_the_audit_log(dash: Dash) -> None:
     at.switch_page("app_pages/audit.py").run()
     _log_in(at, "adam")
     assert [t.value for t in at.title] == ["Audit log"]
+
+
+def _login_form_shown(at: AppTest) -> bool:
+    return [t.label for t in at.text_input] == ["Username", "Password"] and not at.metric
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        pytest.param(lambda e: auth.revoke_sessions(e, username="anna", actor="t"), id="revoked"),
+        pytest.param(lambda e: auth.remove_user(e, username="anna", actor="t"), id="removed"),
+        pytest.param(
+            lambda e: auth.set_password(
+                e, username="anna", password="another-password", actor="t", rounds=4
+            ),
+            id="password-changed",
+        ),
+    ],
+)
+def test_an_open_dashboard_shows_the_login_once_its_session_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str, end: Any
+) -> None:
+    dash = make_dash(tmp_path, monkeypatch, db_url)  # on SQLite and on PostgreSQL
+    at = _log_in(dash.app().run(), "anna")
+    assert at.metric
+    end(get_engine(dash.settings.db_url))
+    at.run()
+    assert _login_form_shown(at)
+    assert "Your session has ended; log in again." in [e.value for e in at.error]
+
+
+def test_a_dashboard_session_past_its_maximum_lifetime_shows_the_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    dash = make_dash(tmp_path, monkeypatch, db_url)
+    at = _log_in(dash.app().run(), "anna")
+    engine = get_engine(dash.settings.db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            update(login_sessions).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    at.run()
+    assert _login_form_shown(at)
+
+
+def test_a_failed_login_of_an_unknown_user_is_audited_without_the_typed_name(dash: Dash) -> None:
+    at = dash.app().run()
+    at.text_input[0].input("my-secret-password")  # a password typed into the wrong box
+    at.text_input[1].input("x")
+    at.button[0].click().run()
+    assert "Username or password is incorrect." in [e.value for e in at.error]
+    assert _events(dash, "login.failed") == [("unknown user", "dashboard")]
+    with get_engine(dash.settings.db_url).connect() as conn:
+        assert "my-secret-password" not in str([e.public() for e in list_events(conn)])
+
+
+def test_the_sixth_wrong_password_is_throttled_and_the_right_one_then_waits_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    monkeypatch.setenv("NANO_EXPORT_LOGIN_BACKOFF_S", "30")
+    dash = make_dash(tmp_path, monkeypatch, db_url)
+    at = dash.app().run()
+    for _ in range(5):
+        at.text_input[0].input("anna")
+        at.text_input[1].input("wrong password")
+        at.button[0].click().run()
+        assert "Username or password is incorrect." in [e.value for e in at.error]
+    at.text_input[1].input("wrong password")
+    at.button[0].click().run()
+    assert any("Too many failed logins" in e.value for e in at.error)
+    at.text_input[1].input(PASSWORD)
+    at.button[0].click().run()
+    assert any("Too many failed logins" in e.value for e in at.error)
+    assert _login_form_shown(at)
+    assert _events(dash, "login.failed") == [("anna", "dashboard")] * 5
+    assert _events(dash, "login.throttled") == [("anna", "dashboard")] * 2

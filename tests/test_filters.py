@@ -216,6 +216,19 @@ def test_patterns_without_a_linear_time_match_are_refused(pattern: str, message:
         parse_where(f"response ~ '{pattern}'")
 
 
+@pytest.mark.parametrize(
+    "pattern", [r"[a-q][^u-z]{1000}x", r"a{101}", r"x{0,200}", r"(a{20}){6}", r"(ab|c{300})"]
+)
+def test_counted_repetitions_above_100_are_refused_with_a_clear_message(pattern: str) -> None:
+    with pytest.raises(InvalidFilter, match=r"too costly: it repeats \d+ times.*at most 100"):
+        parse_where(f"response ~ '{pattern}'")
+
+
+@pytest.mark.parametrize("pattern", [r"a{100}", r"(a{10}){10}", r"a{2,}", r"a*b+c?", r"[{]1000}"])
+def test_counted_repetitions_up_to_100_are_accepted(pattern: str) -> None:
+    assert isinstance(parse_where(f"response ~ '{pattern}'"), Compare)
+
+
 def test_a_catastrophic_pattern_runs_in_linear_time_on_sqlite(sqlite_url: str) -> None:
     import time
 

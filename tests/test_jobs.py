@@ -205,6 +205,27 @@ def test_a_failing_export_leaves_no_file_and_records_the_reason(
         assert conn.execute(select(func.count()).select_from(export_slots)).scalar_one() == 0
 
 
+def test_an_export_past_its_wall_clock_limit_fails_with_the_reason(
+    loaded: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = iter(range(0, 10**9, 10))  # each look at the clock: ten seconds later
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: float(next(clock)))
+    limited = loaded.model_copy(update={"export_time_limit_s": 5})
+    rec = jobs.submit_export(
+        get_engine(loaded.db_url),
+        limited,
+        user="ann",
+        role="analyst",
+        request=ExportRequest(dataset="evaluation-results"),
+        interface="cli",
+        wait=True,
+    )
+    assert rec.status == "failed"
+    assert rec.error is not None and "longer than its limit of 5 s" in rec.error
+    assert list(loaded.export_dir.glob("*")) == []
+    assert _events(loaded, export_id=rec.id)[-1] == "export.failed"
+
+
 def test_other_users_exports_are_not_found_but_admins_see_them(loaded: Settings) -> None:
     engine = get_engine(loaded.db_url)
     rec = jobs.submit_export(

@@ -238,3 +238,21 @@ def test_compressed_formats_are_attached_as_they_are_and_jsonl_is_gzipped(tmp_pa
         attach_max_mb=1 / 1024 / 1024,
     )
     assert list(msg.iter_attachments()) == []
+
+
+def test_filter_text_in_an_email_is_escaped_as_html(tmp_path: Path) -> None:
+    where = "where response ~ '<a href=\"http://evil.example\">x</a>' and ![i](http://e/i.png)"
+    mailed = mail.ExportMail(
+        schedule="s",
+        dataset="evaluation-results",
+        rows=1,
+        summary=where,
+        link="http://dash.example.org/history?export=abc",
+        file_path=None,
+        file_name="f.csv",
+    )
+    msg = mail.compose(mailed, sender="a@x.org", recipients=["b@y.org"], attach_max_mb=1)
+    page = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert '<a href="http://evil.example">' not in page
+    assert "&lt;a href=&quot;http://evil.example&quot;&gt;" in page
+    assert "<img" not in page

@@ -25,7 +25,7 @@ from nano_export.settings import Settings
 @pytest.fixture
 def configured(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     insert_executions(get_engine(settings.db_url), 30)
-    write_users(settings.auth_file, {"ann": "analyst", "root": "admin", "vic": "viewer"})
+    write_users(settings, {"ann": "analyst", "root": "admin", "vic": "viewer"})
     monkeypatch.setenv("NANO_EXPORT_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("NANO_EXPORT_SECRET_KEY", settings.secret_key)
     return settings

@@ -31,7 +31,7 @@ DAILY_9_BERLIN = make_timing("daily", at="09:00", tz="Europe/Berlin")
 
 @pytest.fixture
 def users(settings: Settings) -> Settings:
-    write_users(settings.auth_file, {"ann": "analyst", "vic": "viewer", "ada": "admin"})
+    write_users(settings, {"ann": "analyst", "vic": "viewer", "ada": "admin"})
     return settings
 
 

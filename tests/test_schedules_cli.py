@@ -35,7 +35,7 @@ def inbox() -> Iterator[Inbox]:
 
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
-    write_users(settings.auth_file, {"ann": "analyst"})
+    write_users(settings, {"ann": "analyst"})
     return {
         "NANO_EXPORT_DATA_DIR": str(settings.data_dir),
         "NANO_EXPORT_SECRET_KEY": settings.resolved_secret(),

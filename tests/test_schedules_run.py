@@ -34,7 +34,7 @@ def inbox() -> Iterator[Inbox]:
 
 @pytest.fixture
 def loaded(settings: Settings, engine: Engine) -> Settings:
-    write_users(settings.auth_file, {"ann": "analyst", "ada": "admin"})
+    write_users(settings, {"ann": "analyst", "ada": "admin"})
     insert_executions(engine, ROWS)
     return settings
 
@@ -191,7 +191,7 @@ def test_run_of_an_owner_who_left_is_audited_and_sends_nothing(
 ) -> None:
     settings = with_smtp(loaded, inbox.port)
     add_due(engine, settings)
-    write_users(settings.auth_file, {"ada": "admin"})  # ann is gone
+    write_users(settings, {"ada": "admin"})  # ann is gone
     (result,) = run_due(engine, settings, sleep=lambda _s: None)
     assert result.export is None and "no longer a user" in (result.error or "")
     (run,) = events(engine, "schedule.run")
@@ -205,7 +205,7 @@ def test_owner_demoted_below_the_schedules_privacy_is_refused_at_run_time(
     settings = with_smtp(loaded, inbox.port)
     add_due(engine, settings, owner="ada", request=ExportRequest(dataset="evaluation-results",
                                                               privacy="full"))  # fmt: skip
-    write_users(settings.auth_file, {"ada": "viewer"})
+    write_users(settings, {"ada": "viewer"})
     (result,) = run_due(engine, settings, sleep=lambda _s: None)
     assert result.export is None and "'full' was requested" in (result.error or "")
     assert [e.actor for e in events(engine, "export.denied")] == ["ada"]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from nano_export import keystore
+from nano_export.bootstrap import initialize
 from nano_export.errors import InvalidSetting
 from nano_export.settings import describe, get_settings
 
@@ -46,7 +48,7 @@ def test_a_bad_setting_is_refused_with_its_name(
 
 
 def test_describe_masks_secrets_and_gives_every_setting_a_help_line(tmp_path: Path) -> None:
-    s = get_settings(data_dir=tmp_path, secret_key="supersecret", smtp_password="hunter2")
+    s = get_settings(data_dir=tmp_path, secret_key="supersecret" * 3, smtp_password="hunter2")
     rows = describe(s)
     shown = {env: value for env, value, _ in rows}
     assert shown["NANO_EXPORT_SECRET_KEY"] == "********"
@@ -55,9 +57,11 @@ def test_describe_masks_secrets_and_gives_every_setting_a_help_line(tmp_path: Pa
     assert "supersecret" not in repr(rows)
 
 
-def test_a_generated_secret_is_kept_and_reused(tmp_path: Path) -> None:
+def test_a_generated_secret_is_kept_in_the_database_and_reused(tmp_path: Path) -> None:
     s = get_settings(data_dir=tmp_path)
+    initialize(s)
     first = s.resolved_secret()
     assert len(first) == 64
+    keystore.forget()
     assert get_settings(data_dir=tmp_path).resolved_secret() == first
-    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "secret.key").exists()

@@ -66,3 +66,15 @@ def test_blank_nulls_keeps_complete_numeric_columns_numeric() -> None:
     shown = blank_nulls(frame)
     assert list(shown["n"]) == [1, 2] and list(shown["s"]) == ["a", ""]
     assert list(shown["f"]) == ["1.5", ""]
+
+
+def test_plain_and_literal_keep_markdown_from_rendering_links_or_images() -> None:
+    from nano_export.ui.widgets import literal, plain
+
+    text = "![x](http://evil.example/a.png) [Session expired](https://evil.example) :red[x] $y$"
+    escaped = plain(text)
+    for token in ("![", "](", ":red[", "$y$", "http://", "https://"):
+        assert token not in escaped
+    assert escaped.replace("\\", "").replace("\u200b", "") == text
+    assert literal("a ` b") == "`` a ` b ``"
+    assert literal("line\nbreak") == "` line break `"

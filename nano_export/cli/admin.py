@@ -17,9 +17,16 @@ from nano_export.settings import describe
 @pass_app
 @handle_errors
 def init(app: AppContext) -> None:
-    """Create or upgrade the database schema and the secret key (safe to run again)."""
+    """Create or upgrade the schema, the signing secret and users of an older users file.
+
+    Safe to run again: the secret is generated once (unless NANO_EXPORT_SECRET_KEY is set) and
+    an older YAML users file (NANO_EXPORT_AUTH_FILE) is imported only the first time.
+    """
     report = initialize(app.settings)
     click.echo(f"Database ready: {report.database}")
+    if report.imported_users:
+        names = ", ".join(report.imported_users)
+        click.echo(f"Users imported from {app.settings.auth_file}: {names}")
     if report.pricing_rows:
         click.echo(f"Pricing table: {report.pricing_rows} model prices stored")
 
@@ -60,7 +67,7 @@ def demo(app: AppContext, /, rows: int, seed: int) -> None:
         click.echo(f"Demo login: user {report.user!r}, password {report.password!r}")
         click.echo(f"  (kept in {report.login_file}; add people with `nano-export users add`)")
     else:
-        click.echo(f"Logins: the users in {app.settings.auth_file}")
+        click.echo("Logins: the users in the database (`nano-export users list`)")
 
 
 @contextmanager

@@ -165,13 +165,13 @@ def _extension(name: str) -> str | None:
 
 
 def user_role(app: AppContext, user: str) -> Role:
-    """The role of a dashboard user from the credentials file; PermissionDenied when unknown."""
-    role = role_of(app.settings.auth_file, user.lower())
+    """The role of a user from the users table; PermissionDenied when unknown."""
+    role = role_of(app.database(), user.lower())
     if role is None:
         raise PermissionDenied(
-            f"unknown user {user!r} in {app.settings.auth_file.resolve()}; add it with "
+            f"unknown user {user!r} in the database; add it with "
             "`nano-export users add NAME --role viewer|analyst|admin`, or point "
-            "NANO_EXPORT_DATA_DIR (or NANO_EXPORT_AUTH_FILE) at the installation's data folder"
+            "NANO_EXPORT_DATA_DIR (or NANO_EXPORT_DATABASE_URL) at the installation's database"
         )
     return role
 

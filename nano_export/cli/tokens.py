@@ -7,16 +7,9 @@ import json
 
 import click
 
-from nano_export import auth
 from nano_export import tokens as token_store
 from nano_export.cli.common import AppContext, echo_table, handle_errors, pass_app
-from nano_export.db import has_schema
 from nano_export.errors import BadInput
-
-
-def _require_schema(app: AppContext) -> None:
-    if not has_schema(app.engine):
-        raise BadInput("the database has no schema yet; run `nano-export init` first")
 
 
 @click.group()
@@ -26,22 +19,28 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("name")
+@click.option("--name", "label", metavar="LABEL", default=None, help="A name for the token.")
+@click.option(
+    "--expires",
+    metavar="DAYS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Days until the token stops working (default: never).",
+)
 @pass_app
 @handle_errors
-def create(app: AppContext, name: str) -> None:
+def create(app: AppContext, name: str, label: str | None, expires: float | None) -> None:
     """Create an API token acting for user NAME and print it alone on stdout, once."""
-    _require_schema(app)
-    username = name.strip().lower()
-    if auth.role_of(app.settings.auth_file, username) is None:
-        raise BadInput(
-            f"no user {username!r} in {app.settings.auth_file}; "
-            "add one with `nano-export users add`"
-        )
     token = token_store.create_token(
-        app.engine, name=username, actor=getpass.getuser(), interface="cli"
+        app.database(),
+        name=name,
+        label=label,
+        expires_days=expires,
+        actor=getpass.getuser(),
+        interface="cli",
     )
     click.echo(token)
-    click.echo(f"Token for {username} created; it is shown only this once.", err=True)
+    click.echo(f"Token for {name.strip().lower()} created; it is shown only this once.", err=True)
 
 
 @tokens.command("list")
@@ -49,39 +48,44 @@ def create(app: AppContext, name: str) -> None:
 @pass_app
 @handle_errors
 def list_(app: AppContext, as_json: bool) -> None:
-    """List API tokens: user, display prefix, status and dates (never the token)."""
-    _require_schema(app)
-    infos = token_store.list_tokens(app.engine)
+    """List API tokens: id, user, name, prefix, status and dates (never the token)."""
+    infos = token_store.list_tokens(app.database())
     if as_json:
         click.echo(json.dumps([t.public() for t in infos], indent=2))
         return
+    fmt = "%Y-%m-%d %H:%M"
     rows = [
         {
+            "id": str(t.id),
             "user": t.name,
+            "name": t.label or "",
             "prefix": t.prefix + "…",
-            "status": "active" if t.active else "revoked",
-            "created": t.created_at.strftime("%Y-%m-%d %H:%M"),
-            "last used": t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "",
+            "status": t.status,
+            "created": t.created_at.strftime(fmt),
+            "expires": t.expires_at.strftime(fmt) if t.expires_at else "never",
+            "last used": t.last_used_at.strftime(fmt) if t.last_used_at else "",
         }
         for t in infos
     ]
-    echo_table(rows, ["user", "prefix", "status", "created", "last used"])
+    echo_table(rows, ["id", "user", "name", "prefix", "status", "created", "expires", "last used"])
 
 
 @tokens.command("revoke")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--id", "token_id", type=int, default=None, help="Revoke only the token ID.")
 @pass_app
 @handle_errors
-def revoke(app: AppContext, name: str) -> None:
-    """Revoke every active API token of user NAME."""
-    _require_schema(app)
-    username = name.strip().lower()
+def revoke(app: AppContext, name: str | None, token_id: int | None) -> None:
+    """Revoke every active API token of user NAME, or one token with --id ID."""
+    if (name is None) == (token_id is None):
+        raise BadInput("give a user NAME (all of their tokens) or --id ID (one token)")
     count = token_store.revoke_tokens(
-        app.engine, name=username, actor=getpass.getuser(), interface="cli"
+        app.database(), name=name, token_id=token_id, actor=getpass.getuser(), interface="cli"
     )
     if count == 0:
-        raise BadInput(f"user {username!r} has no active API token")
-    click.echo(f"Revoked {count} token(s) of {username}")
+        what = f"token {token_id}" if token_id is not None else f"user {name!r}"
+        raise BadInput(f"{what} has no active API token")
+    click.echo(f"Revoked {count} token(s)")
 
 
 def register(group: click.Group) -> None:

@@ -191,7 +191,7 @@ def show_record(rec: ExportRecord, *, download: bool = True) -> None:
                 "export folder: not downloadable here."
             )
     elif rec.status == "failed":
-        st.error(f"Export failed: {rec.error or 'unknown reason'}")
+        st.error(f"Export failed: {widgets.plain(rec.error or 'unknown reason')}")
     elif rec.status in ("cancelled", "expired"):
         st.warning(f"Export {rec.status}.")
 

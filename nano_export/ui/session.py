@@ -1,4 +1,8 @@
-"""Login gate of the dashboard: streamlit-authenticator with a bcrypt users file, audited events."""
+"""Login gate of the dashboard: streamlit-authenticator over the users table, server-side sessions.
+
+Every run checks the login's session row (:mod:`nano_export.sessions`): a logged-out, revoked,
+expired or idle session shows the login form again, whatever the browser still holds.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from typing import Any
 import streamlit as st
 import streamlit_authenticator as stauth
 
-from nano_export import audit, auth
+from nano_export import audit, auth, sessions
 from nano_export.db import get_engine
+from nano_export.login import attempt_login
 from nano_export.models import ALLOWED_LEVELS, Privacy, Role
 from nano_export.settings import Settings
 
@@ -23,6 +28,8 @@ _VIA_FORM = "_nx_login_via_form"
 _PENDING_QUERY = "_nx_pending_query"
 _LOGIN_ERROR = "_nx_login_error"
 _SET_COOKIE = "_nx_set_cookie"
+SID = "_nx_sid"
+SESSION_ENDED = "Your session has ended; log in again."
 HIDE_SIDEBAR = (
     "<style>[data-testid='stSidebar'], [data-testid='stExpandSidebarButton'],"
     " [data-testid='stSidebarCollapsedControl'] { display: none !important; }</style>"
@@ -57,16 +64,33 @@ def login_sleep_time() -> float:
 
 
 def make_authenticator(settings: Settings) -> Any:
-    """A streamlit-authenticator over a copy of the users file; the cookie key is the secret."""
-    path = settings.auth_file
-    return stauth.Authenticate(
-        auth.authenticator_credentials(path),  # a dict: given a path the library rewrites it
-        cookie_name=auth.cookie_name(path),
-        cookie_key=settings.resolved_secret(),
-        cookie_expiry_days=auth.cookie_expiry_days(path),
+    """A streamlit-authenticator over the users table; the cookie key is the signing secret.
+
+    The cookie it writes also carries the session id of the login (``sid``).
+    """
+    engine = get_engine(settings.db_url)
+    secret = settings.resolved_secret()
+    authenticator = stauth.Authenticate(
+        auth.authenticator_credentials(engine),  # a dict: the library never writes it back
+        cookie_name=auth.COOKIE_NAME,
+        cookie_key=secret,
+        cookie_expiry_days=settings.session_max_age_h / 24,
         auto_hash=False,
         login_sleep_time=login_sleep_time(),
     )
+
+    def _token_encode() -> str:
+        return sessions.encode_cookie(
+            username=str(st.session_state["username"]),
+            sid=str(st.session_state.get(SID) or ""),
+            secret=secret,
+            max_age_h=settings.session_max_age_h,
+        )
+
+    # streamlit-authenticator 0.4.2 has no hook for claims of our own: its cookie model's encoder
+    # is replaced on this instance, so the cookie it writes also names the session.
+    authenticator.cookie_controller.cookie_model._token_encode = _token_encode
+    return authenticator
 
 
 def _audit(settings: Settings, *, event: str, actor: str, **details: Any) -> None:
@@ -79,20 +103,53 @@ def _audit(settings: Settings, *, event: str, actor: str, **details: Any) -> Non
         log.exception("could not write audit event", extra={"event": event, "actor": actor})
 
 
+def _drop_login(message: str | None = SESSION_ENDED) -> None:
+    """Forget this browser session's login; the cookie it may still hold is not read again."""
+    for key in ("authentication_status", "username", "name", "email", "roles"):
+        st.session_state[key] = None
+    st.session_state["logout"] = True
+    st.session_state.pop(SID, None)
+    st.session_state.pop(_AUDITED, None)
+    set_page_user(None)
+    if message:
+        st.session_state[_LOGIN_ERROR] = message
+
+
+def _cookie_sid(settings: Settings) -> str | None:
+    value = st.context.cookies.get(auth.COOKIE_NAME)
+    if not value:
+        return None
+    claims = sessions.decode_cookie(value, secret=settings.resolved_secret())
+    return claims.sid if claims else None
+
+
 def current_user(authenticator: Any, settings: Settings) -> CurrentUser | None:
-    """The logged-in user (a valid cookie logs in silently), or None; audits each new login."""
+    """The logged-in user (a valid cookie logs in silently), or None; audits each new login.
+
+    The login's server-side session is checked on every run.
+    """
     if not st.session_state.get("authentication_status"):
         try:
             authenticator.login(location="unrendered")
-        except Exception as exc:  # a cookie of a user no longer in the users file
+        except Exception as exc:  # a cookie of a user no longer in the users table
             log.warning("cookie login refused", extra={"reason": str(exc)})
             st.session_state["authentication_status"] = None
+        if st.session_state.get("authentication_status"):
+            st.session_state[SID] = _cookie_sid(settings)
     if not st.session_state.get("authentication_status"):
         return None
     username = str(st.session_state.get("username") or "")
-    role = auth.role_of(settings.auth_file, username)
-    if role is None:  # removed from the users file since the cookie was issued
-        st.session_state["authentication_status"] = None
+    sid = st.session_state.get(SID)
+    found = None
+    if isinstance(sid, str) and sid:
+        found = sessions.check_session(
+            get_engine(settings.db_url),
+            sid,
+            idle_timeout_min=settings.session_idle_timeout_min,
+            username=username,
+        )
+    if found is None:  # logged out elsewhere, revoked, expired, idle, or the user is gone
+        _drop_login()
         return None
     if st.session_state.pop(_SET_COOKIE, False):
         # The signed JWT cookie lets a new tab or a share link log in without the form.
@@ -101,9 +158,7 @@ def current_user(authenticator: Any, settings: Settings) -> CurrentUser | None:
         via = "form" if st.session_state.pop(_VIA_FORM, False) else "cookie"
         _audit(settings, event="login.succeeded", actor=username, via=via)
         st.session_state[_AUDITED] = username
-    return CurrentUser(
-        username=username, name=str(st.session_state.get("name") or username), role=role
-    )
+    return CurrentUser(username=username, name=found.name, role=found.role)
 
 
 def _remember_query() -> None:
@@ -141,27 +196,49 @@ def login_page(authenticator: Any, settings: Settings) -> None:
 
 
 def _submit(authenticator: Any, settings: Settings, username: str, password: str) -> None:
+    del authenticator  # the password check is ours: throttled, timed alike, with a session
     name = username.strip().lower()
     if not name or not password:
         st.session_state[_LOGIN_ERROR] = "Enter your user name and password."
         return
-    # The library's own login calls: bcrypt check, session state, then the signed cookie.
-    ok = authenticator.authentication_controller.login(name, password)
-    if ok:
+    result = attempt_login(
+        get_engine(settings.db_url),
+        settings,
+        username=name,
+        password=password,
+        address=st.context.ip_address,
+    )
+    if result.user is not None:
+        user = result.user
         st.session_state.pop(_LOGIN_ERROR, None)
         st.session_state[_VIA_FORM] = True
-        st.session_state["logout"] = False  # lets the new cookie work after an earlier logout
-        st.session_state[_SET_COOKIE] = True  # set on the next run, when the component renders
+        st.session_state.update(
+            {
+                "authentication_status": True,
+                "username": user.username,
+                "name": user.name,
+                "email": user.email,
+                "roles": [user.role],
+                "logout": False,  # lets the new cookie work after an earlier logout
+                SID: result.sid,
+                _SET_COOKIE: True,  # set on the next run, when the component renders
+            }
+        )
         st.rerun()
     st.session_state["authentication_status"] = None
-    st.session_state[_LOGIN_ERROR] = "Username or password is incorrect."
-    _audit(settings, event="login.failed", actor=name or "(empty)", reason="bad credentials")
+    st.session_state[_LOGIN_ERROR] = result.message
 
 
 def logout_button(authenticator: Any, settings: Settings, user: CurrentUser) -> bool:
-    """A sidebar "Log out" button; audits ``logout`` once; True when the user just logged out."""
+    """A sidebar "Log out" button; ends the session and audits ``logout`` once.
+
+    True when the user just logged out.
+    """
 
     def _on_logout(_info: dict[str, Any]) -> None:
+        sid = st.session_state.pop(SID, None)
+        if isinstance(sid, str) and sid:
+            sessions.end_session(get_engine(settings.db_url), sid, reason="logout")
         _audit(settings, event="logout", actor=user.username)
         st.session_state.pop(_AUDITED, None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,18 +42,42 @@ def friendly_errors() -> Iterator[None]:
             f"You already run the maximum number of exports. {exc}", icon=":material/hourglass_top:"
         )
     except PermissionDenied as exc:
-        st.error(f"Not allowed: {exc}", icon=":material/lock:")
-    except InvalidFilter as exc:
-        st.error(f"Invalid filter: {exc}", icon=":material/warning:")
+        st.error(f"Not allowed: {plain(exc)}", icon=":material/lock:")
+    except InvalidFilter as exc:  # the message quotes the filter text: shown as text
+        st.error(f"Invalid filter: {plain(exc)}", icon=":material/warning:")
     except NotFound as exc:
-        st.warning(str(exc))
+        st.warning(plain(exc))
     except BadInput as exc:
-        st.error(str(exc), icon=":material/warning:")
+        st.error(plain(exc), icon=":material/warning:")
     except NanoExportError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
     except Exception:
         log.exception("dashboard error")
         st.error("Something went wrong on our side; it has been logged. Please try again.")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+#: Where GitHub-flavoured markdown would start a link of its own (``http://…``, ``www.…``, mails).
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(?=://)|(?<=www)(?=\.)|(?=@)")
+
+
+def plain(text: object) -> str:
+    """``text`` for Streamlit's markdown, shown as typed: never a link, an image or a directive.
+
+    Every ASCII punctuation mark gets a backslash (CommonMark's escape, which also defuses
+    ``:icon:``, ``:color[…]`` and ``$…$``), a zero-width space keeps a URL or an address from being
+    linked automatically, and line breaks become spaces.
+    """
+    flat = " ".join(str(text).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _AUTOLINK.sub("\u200b", flat))
+
+
+def literal(text: object) -> str:
+    """``text`` as a markdown code span: literal, whatever it holds (filter expressions)."""
+    flat = " ".join(str(text).split())
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {flat} {fence}"
 
 
 def fmt_int(value: int | None) -> str:
