@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from credential_corpus import CORPUS, Case, clean_corpus, leaked  # noqa: E402
+from credential_corpus import CORPUS, Case, clean_corpus, leaked
 
-from nano_export import privacy  # noqa: E402
+from nano_export import privacy
 
 
 def _overlaps(found: str, secret: str) -> bool:
@@ -67,7 +67,9 @@ def credsweeper_values() -> Callable[[str], list[str]] | None:
 
     def scan(text: str) -> list[str]:
         provider = StringContentProvider(lines=text.splitlines())
-        return [ld.value for c in sweeper.file_scan(provider) for ld in c.line_data_list if ld.value]
+        return [
+            ld.value for c in sweeper.file_scan(provider) for ld in c.line_data_list if ld.value
+        ]
 
     return scan
 
@@ -75,14 +77,19 @@ def credsweeper_values() -> Callable[[str], list[str]] | None:
 def main() -> None:
     """Print recall on the corpus and clean texts flagged, per detector."""
     clean = clean_corpus()
-    print(f"corpus: {len(CORPUS)} credentials, {len({c.kind for c in CORPUS})} kinds; "
-          f"clean corpus: {len(clean)} texts")
+    print(
+        f"corpus: {len(CORPUS)} credentials, {len({c.kind for c in CORPUS})} kinds; "
+        f"clean corpus: {len(clean)} texts"
+    )
 
     def ours(case: Case) -> bool:
         return not leaked(case, privacy.redact_credentials(case.text))
 
     rows = [("nano-export", ours, lambda t: privacy.redact_credentials(t) != t)]
-    for name, factory in (("detect-secrets", detect_secrets_values), ("credsweeper", credsweeper_values)):
+    for name, factory in (
+        ("detect-secrets", detect_secrets_values),
+        ("credsweeper", credsweeper_values),
+    ):
         scan = factory()
         if scan is None:
             print(f"{name}: not installed, skipped")
