@@ -23,9 +23,8 @@ PAGE_DEFS: list[tuple[str, str, str, bool]] = [
     ("schedules", "Schedules", ":material/schedule:", False),
     ("audit", "Audit", ":material/shield:", True),
 ]
-ADMIN_ONLY_NOTICE = "_nx_admin_only_notice"
 
-st.set_page_config(page_title="nano-export", page_icon="📦", layout="wide")
+st.set_page_config(page_title="nano-export", page_icon=":material/inventory_2:", layout="wide")
 widgets.page_style()
 settings = context.app_settings()
 authenticator = session.make_authenticator(settings)
@@ -54,12 +53,17 @@ else:
     hidden = []
     for path, title, _icon, admin in PAGE_DEFS:
         if admin and not user.is_admin:
-            # A link to an admin page: Explore, with a notice instead of "page not found".
-            def _to_explore(title: str = title) -> None:
-                st.session_state[ADMIN_ONLY_NOTICE] = f"The {title} page is for admins."
-                st.switch_page(pages["explore"])
+            # A link to an admin page says why it is not shown (not "page not found").
+            def _admins_only(title: str = title, role: str = user.role) -> None:
+                st.title(title)
+                st.error(
+                    f"The {title} page is for admins, and your role is {role}. "
+                    "Ask an admin if you need it.",
+                    icon=":material/lock:",
+                )
+                st.page_link(pages["explore"], label="Go to Explore", icon=":material/insights:")
 
-            hidden.append(st.Page(_to_explore, title=title, url_path=path, visibility="hidden"))
+            hidden.append(st.Page(_admins_only, title=title, url_path=path, visibility="hidden"))
     current = st.navigation([*pages.values(), *hidden])
     with st.sidebar:
         st.markdown(f"**{user.name}** · `{user.role}`")
@@ -69,6 +73,4 @@ else:
             st.stop()
         st.divider()
     context.app_engine(settings)
-    if notice := st.session_state.pop(ADMIN_ONLY_NOTICE, None):
-        st.info(notice, icon=":material/lock:")
     current.run()

@@ -21,13 +21,14 @@ from nano_export.models import ExportRecord, ExportRequest
 
 log = logging.getLogger(__name__)
 
-STATUS_ICONS = {
-    "queued": "⏳",
-    "running": "🔄",
-    "succeeded": "✅",
-    "failed": "❌",
-    "cancelled": "⛔",
-    "expired": "🗑️",
+#: Status words as shown: plain text (emoji show as empty boxes without an emoji font).
+STATUS_LABELS = {
+    "queued": "Queued",
+    "running": "Running",
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "expired": "Expired (file removed)",
 }
 
 
@@ -76,6 +77,8 @@ def fmt_usd(value: float | None) -> str:
     """A cost: "$12.34" (more decimals for small amounts)."""
     if value is None:
         return "—"
+    if value == 0:
+        return "$0"
     return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
 
 
@@ -88,7 +91,7 @@ def download_link(rec: ExportRecord) -> None:
     """A download link for a finished export (never the file's bytes through the websocket)."""
     st.markdown(
         f'<a class="nx-download" href="{download_url(rec.id)}" download="{rec.file_name}">'
-        f"⬇️ Download {rec.file_name}</a>",
+        f"Download {rec.file_name}</a>",
         unsafe_allow_html=True,
     )
 
