@@ -173,4 +173,5 @@ def execution_detail(
     ).rows
     if not trace.empty:
         trace = trace.sort_values("seq", kind="stable").reset_index(drop=True)
-    return ExecutionDetail(record=found.rows.iloc[0].to_dict(), trace=trace)
+    record = {str(k): v for k, v in found.rows.iloc[0].to_dict().items()}
+    return ExecutionDetail(record=record, trace=trace)

@@ -1,4 +1,4 @@
-"""Browsing rows: pages, sorting on indexed columns, text search as a where, one execution's trace."""
+"""Browsing rows: pages, sorting on indexed columns, text search as a where, one trace."""
 
 from __future__ import annotations
 
