@@ -18,6 +18,7 @@ PAGES = Path(__file__).parent / "app_pages"
 #: url path (= file stem), title, icon, admins only
 PAGE_DEFS: list[tuple[str, str, str, bool]] = [
     ("explore", "Explore", ":material/insights:", False),
+    ("rows", "Rows", ":material/table_rows:", False),
     ("export", "Export", ":material/download:", False),
     ("history", "History", ":material/history:", False),
     ("schedules", "Schedules", ":material/schedule:", False),

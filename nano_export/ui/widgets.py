@@ -6,9 +6,12 @@ import logging
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 
+from nano_export.datasets import get_dataset
 from nano_export.errors import (
     BadInput,
     ExportLimitReached,
@@ -121,6 +124,19 @@ def cli_command(request: ExportRequest, *, user: str) -> str:
     if request.excel:
         words.append("--excel")
     return shlex.join(words)
+
+
+def display_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows for a grid: blanks for empty cells (see ``tables.blank_nulls``)."""
+    from nano_export.ui.tables import blank_nulls
+
+    return blank_nulls(frame)
+
+
+def column_help(dataset: str) -> dict[str, Any]:
+    """Grid column settings of a dataset: each header's hover help from the data dictionary."""
+    ds = get_dataset(dataset)
+    return {c.name: st.column_config.Column(c.name, help=c.help) for c in ds.columns}
 
 
 def progress_fraction(rec: ExportRecord) -> float:
