@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from nano_export import filters, privacy, queries
 from nano_export.datasets import get_dataset
@@ -132,14 +132,23 @@ def rows_page(
     pages = max(1, math.ceil(total / page_size))
     page = min(max(1, page), pages)
     columns = privacy.columns_for_level(list(ds.column_names), level)
-    stmt = filters.apply_filters(ds.select(columns), full, ds)
+    # Two steps: the page's ids from a narrow sorted scan (indexes only, no wide text rows),
+    # then those rows in full. Sorting wide rows would read every prompt and response.
+    row_id = ds.order_by[0]
+    order = list(ds.order_by)
     if sort is not None:
         key = ds.column(sort).expr
-        stmt = stmt.order_by(None).order_by(key.desc() if descending else key.asc(), *ds.order_by)
-    stmt = stmt.limit(page_size).offset((page - 1) * page_size)
+        order = [key.desc() if descending else key.asc(), *ds.order_by]
+    ids_stmt = filters.apply_filters(select(row_id).select_from(ds.from_), full, ds)
+    ids_stmt = ids_stmt.order_by(*order).limit(page_size).offset((page - 1) * page_size)
     with read_connection(engine) as conn:
+        ids = list(conn.execute(ids_stmt).scalars())
+        stmt = ds.select(columns).where(row_id.in_(ids))
         result = conn.execute(stmt)
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    if not frame.empty:
+        place = {value: n for n, value in enumerate(ids)}
+        frame = frame.iloc[frame[ds.columns[0].name].map(place).argsort()].reset_index(drop=True)
     rows = privacy.apply_policy(frame, level=level, secret=secret)
     return RowsPage(rows=rows, total=total, page=page, page_size=page_size, spec=full)
 
