@@ -320,3 +320,15 @@ def dictionary_markdown() -> str:
             out.append(f"| `{col.name}` | {col.kind} | {col.unit} | {text} |")
         out.append("")
     return "\n".join(out)
+
+
+def dictionary_text() -> str:
+    """The data dictionary as plain text for ``--help`` (one block per dataset, kept unwrapped)."""
+    blocks = ["Columns of each dataset (the data dictionary):"]
+    for ds in DATASETS.values():
+        lines = ["\b", f"{ds.name}: {ds.description}"]
+        for col in ds.columns:
+            unit = f" [{col.unit}]" if col.unit else ""
+            lines.append(f"  {col.name}{unit}: {col.help.replace(f' Unit: {col.unit}.', '')}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

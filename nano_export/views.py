@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, RowMapping, delete, insert, or_, select, update
 
 from nano_export import filters
@@ -46,6 +46,18 @@ class SavedView(BaseModel):
     def public(self) -> dict[str, Any]:
         """The JSON object of the API and ``views list --json``."""
         return self.model_dump(mode="json")
+
+
+class ViewRequest(BaseModel):
+    """The JSON body of ``POST /api/views``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    dataset: str = "evaluation-results"
+    filters: FilterSpec = Field(default_factory=FilterSpec)
+    columns: list[str] | None = None
+    shared: bool = False
 
 
 def _view(row: RowMapping) -> SavedView:

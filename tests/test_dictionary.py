@@ -34,3 +34,21 @@ def test_the_markdown_has_a_row_per_column() -> None:
         assert f"### `{ds.name}`" in text
         for col in ds.columns:
             assert f"| `{col.name}` | {col.kind} |" in text
+
+
+def test_cli_help_openapi_and_readme_draw_on_the_same_text() -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from nano_export.api_docs import openapi_document
+    from nano_export.cli import main
+
+    rank = DATASETS["evaluation-results"].column("rank")
+    help_text = CliRunner().invoke(main, ["export", "--help"]).output
+    assert rank.description in help_text and rank.meaning in help_text
+    doc = openapi_document()
+    assert rank.meaning in doc["info"]["description"]
+    assert {"/api/views", "/api/views/{name}"} <= set(doc["paths"])
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert dictionary_markdown() in readme
