@@ -22,6 +22,8 @@ PAGE_DEFS: list[tuple[str, str, str, bool]] = [
     ("export", "Export", ":material/download:", False),
     ("history", "History", ":material/history:", False),
     ("schedules", "Schedules", ":material/schedule:", False),
+    ("views", "Views", ":material/bookmarks:", False),
+    ("dictionary", "Dictionary", ":material/menu_book:", False),
     ("audit", "Audit", ":material/shield:", True),
 ]
 

@@ -67,5 +67,5 @@ with widgets.friendly_errors():
             format=rec.format,
             excel=rec.excel,
         )
-        exporting.load_request(again, export_id=rec.id)
+        exporting.load_request(again, source=f"the spec of export {rec.id}")
         st.switch_page("app_pages/export.py")

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from nano_export import jobs, privacy
-from nano_export.datasets import get_dataset
+from nano_export.datasets import Dataset, get_dataset
 from nano_export.db import get_engine
 from nano_export.models import ALLOWED_LEVELS, FINAL_STATUSES, ExportRecord, ExportRequest, Privacy
 from nano_export.settings import Settings
@@ -68,7 +68,7 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
         [ALL_COLUMNS, CHOOSE_COLUMNS],
         key=K_COLUMNS_MODE,
         help=f"All {len(available)} columns of the dataset at this privacy level, or pick and "
-        "order them yourself.",
+        "order them yourself.\n\n" + column_docs(ds, available),
     )
     if mode == CHOOSE_COLUMNS:
         columns = st.multiselect(
@@ -76,7 +76,7 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
             available,
             key=K_COLUMNS,
             label_visibility="collapsed",
-            help="Pick and order the columns of the file.",
+            help="Pick and order the columns of the file.\n\n" + column_docs(ds, available),
         )
     else:
         columns = list(available)
@@ -115,7 +115,12 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
     return request
 
 
-def load_request(request: ExportRequest, *, export_id: str) -> None:
+def column_docs(ds: Dataset, names: list[str]) -> str:
+    """The data dictionary of ``names`` as a Markdown list, for a column picker's help."""
+    return "\n".join(f"- **{name}**: {ds.column(name).help}" for name in names)
+
+
+def load_request(request: ExportRequest, *, source: str) -> None:
     """Put an earlier export's spec into the builder (sidebar filters and this form); starts
     nothing: the Export page shows it and waits for "Start export"."""
     from nano_export.ui import sidebar
@@ -137,8 +142,7 @@ def load_request(request: ExportRequest, *, export_id: str) -> None:
     st.session_state[_PENDING_RENAME] = dict(request.rename)
     st.session_state.pop(ACTIVE, None)  # "Current export" would show the old one
     st.session_state[LOADED_NOTICE] = (
-        f"Loaded the spec of export {export_id} into the filters and the form below. "
-        "Check it, then press Start export."
+        f"Loaded {source} into the filters and the form below. Check it, then press Start export."
     )
 
 
