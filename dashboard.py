@@ -27,7 +27,13 @@ PAGE_DEFS: list[tuple[str, str, str, bool]] = [
     ("audit", "Audit", ":material/shield:", True),
 ]
 
-st.set_page_config(page_title="nano-export", page_icon=":material/inventory_2:", layout="wide")
+st.set_page_config(
+    page_title="nano-export",
+    page_icon=":material/inventory_2:",
+    layout="wide",
+    # The menu (⋮) holds this and, with the two themes of the config, the light/dark switch.
+    menu_items={"About": "nano-export: explore and export LLM agent evaluation runs, masked."},
+)
 widgets.page_style()
 settings = context.app_settings()
 authenticator = session.make_authenticator(settings)

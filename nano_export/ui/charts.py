@@ -92,7 +92,7 @@ def success_rate(df: pd.DataFrame) -> go.Figure:
         "%{y}: %{x:.1%} of %{customdata[0]} runs<extra></extra>",
         custom_data=["runs"],
     )
-    fig.update_xaxes(tickformat=".0%", range=[0, 1.001], dtick=0.25)
+    fig.update_xaxes(tickformat=".0%", range=[0, 1.04], dtick=0.25)
     return _style(fig, height=height)
 
 

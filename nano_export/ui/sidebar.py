@@ -239,10 +239,19 @@ const doc = window.parent.document;
 if (!doc.nxDateEnter) {
   doc.nxDateEnter = true;
   doc.addEventListener("keydown", (event) => {
+    // The field is a row of year/month/day segments; focus moving out of it commits the
+    // typed date (a plain blur does not). Focus goes to a stand-in right after the field, so
+    // Tab carries on from there; the stand-in goes away when focus leaves it.
     const field = event.target;
-    if (event.key === "Enter" && field instanceof window.parent.HTMLInputElement
-        && field.closest('[data-testid="stDateInput"]')) {
-      field.blur();
+    const box = event.key === "Enter" && field && field.closest
+      && field.closest('[data-testid="stDateInput"]');
+    if (box) {
+      event.preventDefault();
+      const stand = doc.createElement("span");
+      stand.tabIndex = -1;
+      stand.addEventListener("blur", () => stand.remove());
+      box.after(stand);
+      stand.focus();
     }
   }, true);
 }

@@ -150,6 +150,8 @@ def progress_fraction(rec: ExportRecord) -> float:
 
 STYLE = """
 <style>
+/* Less empty space above the title: the page's status and results start higher. */
+[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
 [data-testid="stMetric"] {
   background: rgba(76, 110, 245, 0.06);
   border: 1px solid rgba(76, 110, 245, 0.18);
