@@ -81,3 +81,20 @@ def test_the_dictionary_page_lists_every_column(dash: Dash) -> None:
         list(ds.column_names) for ds in DATASETS.values()
     ]
     assert "S (best)" in " ".join(tables[0]["values"])
+
+
+def test_schedule_from_a_view_uses_its_spec_in_the_new_schedule(dash: Dash) -> None:
+    views.save_view(
+        get_engine(dash.settings.db_url),
+        name="openai",
+        owner="anna",
+        dataset="performance-metrics",
+        spec=views.FilterSpec(provider=("openai",)),
+    )
+    at = dash.logged_in("anna").run()
+    at.switch_page("app_pages/views.py").run()
+    next(b for b in at.button if b.key == "nx_views_schedule").click().run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Schedules"]
+    assert at.toggle(key="nx_sched_use").value is True
+    assert any("performance-metrics" in c.value for c in at.caption)
