@@ -410,7 +410,9 @@ def test_screenshots_of_every_page(site: Site, dark: bool) -> None:
         for path, heading in PAGES:
             page.goto(f"{site.base}/{path}")
             expect(page.get_by_role("heading", name=heading).first).to_be_visible()
-            page.wait_for_timeout(1200)  # charts and grids finish drawing
+            if path in ("", "export"):  # wait for the numbers, not their placeholders
+                expect(metric(page)).to_be_visible()
+            page.wait_for_timeout(1500)  # charts and grids finish drawing
             if path == "rows":
                 _open_execution(page, 1)
                 expect(page.get_by_text("Trace — 5 interaction(s)")).to_be_visible()
