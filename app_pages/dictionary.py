@@ -29,7 +29,10 @@ for ds in DATASETS.values():
         hide_index=True,
         width="stretch",
         row_height=32,
+        height=40 + 32 * len(ds.columns),  # every column in view, no inner scrolling
         column_config={
+            "column": st.column_config.TextColumn(width="medium"),
+            "unit": st.column_config.TextColumn(width="medium"),
             "description": st.column_config.TextColumn(width="large"),
             "values": st.column_config.TextColumn(width="large"),
         },
