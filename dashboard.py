@@ -18,14 +18,22 @@ PAGES = Path(__file__).parent / "app_pages"
 #: url path (= file stem), title, icon, admins only
 PAGE_DEFS: list[tuple[str, str, str, bool]] = [
     ("explore", "Explore", ":material/insights:", False),
+    ("rows", "Rows", ":material/table_rows:", False),
     ("export", "Export", ":material/download:", False),
     ("history", "History", ":material/history:", False),
     ("schedules", "Schedules", ":material/schedule:", False),
+    ("views", "Views", ":material/bookmarks:", False),
+    ("dictionary", "Dictionary", ":material/menu_book:", False),
     ("audit", "Audit", ":material/shield:", True),
 ]
-ADMIN_ONLY_NOTICE = "_nx_admin_only_notice"
 
-st.set_page_config(page_title="nano-export", page_icon="📦", layout="wide")
+st.set_page_config(
+    page_title="nano-export",
+    page_icon=":material/inventory_2:",
+    layout="wide",
+    # The menu (⋮) holds this and, with the two themes of the config, the light/dark switch.
+    menu_items={"About": "nano-export: explore and export LLM agent evaluation runs, masked."},
+)
 widgets.page_style()
 settings = context.app_settings()
 context.app_engine(settings)  # schema and signing secret first: the login cookie needs the secret
@@ -55,12 +63,17 @@ else:
     hidden = []
     for path, title, _icon, admin in PAGE_DEFS:
         if admin and not user.is_admin:
-            # A link to an admin page: Explore, with a notice instead of "page not found".
-            def _to_explore(title: str = title) -> None:
-                st.session_state[ADMIN_ONLY_NOTICE] = f"The {title} page is for admins."
-                st.switch_page(pages["explore"])
+            # A link to an admin page says why it is not shown (not "page not found").
+            def _admins_only(title: str = title, role: str = user.role) -> None:
+                st.title(title)
+                st.error(
+                    f"The {title} page is for admins, and your role is {role}. "
+                    "Ask an admin if you need it.",
+                    icon=":material/lock:",
+                )
+                st.page_link(pages["explore"], label="Go to Explore", icon=":material/insights:")
 
-            hidden.append(st.Page(_to_explore, title=title, url_path=path, visibility="hidden"))
+            hidden.append(st.Page(_admins_only, title=title, url_path=path, visibility="hidden"))
     current = st.navigation([*pages.values(), *hidden])
     with st.sidebar:
         st.markdown(f"**{user.name}** · `{user.role}`")
@@ -69,6 +82,4 @@ else:
             st.button("Log in again", on_click=lambda: None)
             st.stop()
         st.divider()
-    if notice := st.session_state.pop(ADMIN_ONLY_NOTICE, None):
-        st.info(notice, icon=":material/lock:")
     current.run()

@@ -18,8 +18,8 @@ st.title("Audit log")
 cols = st.columns([1, 1, 1, 1])
 actor = cols[0].text_input("Actor", key="nx_audit_actor").strip().lower() or None
 event = cols[1].selectbox("Event", ["(all)", *sorted(audit.EVENTS)], key="nx_audit_event")
-since = cols[2].date_input("Since", value=None, key="nx_audit_since", format="YYYY-MM-DD")
-until = cols[3].date_input("Until", value=None, key="nx_audit_until", format="YYYY-MM-DD")
+since = cols[2].date_input("Since (UTC)", value=None, key="nx_audit_since", format="YYYY-MM-DD")
+until = cols[3].date_input("Until (UTC)", value=None, key="nx_audit_until", format="YYYY-MM-DD")
 
 with widgets.friendly_errors():
     with engine.connect() as conn:
@@ -36,7 +36,9 @@ with widgets.friendly_errors():
         tables.blank_nulls(frame),
         hide_index=True,
         width="stretch",
-        column_config={"at": st.column_config.DatetimeColumn("At", format="YYYY-MM-DD HH:mm:ss")},
+        column_config={
+            "at": st.column_config.DatetimeColumn("At (UTC)", format="YYYY-MM-DD HH:mm:ss")
+        },
     )
     st.download_button(
         "Download as CSV",

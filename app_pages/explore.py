@@ -12,8 +12,8 @@ db_url = settings.db_url
 st.title("Explore")
 with widgets.friendly_errors():
     selection = sidebar.filter_sidebar(db_url)
+    sidebar.page_notices(selection)
     if selection.spec is None:
-        st.warning("Fix the filter in the sidebar to see results.", icon=":material/warning:")
         st.stop()
     spec_json = selection.spec.to_json()
     st.caption(f"**{selection.dataset}** · {widgets.literal(filters.describe(selection.spec))}")
@@ -21,7 +21,8 @@ with widgets.friendly_errors():
     summary = overview.summary
 
     cols = st.columns(4)
-    cols[0].metric("Runs", widgets.fmt_int(summary.rows))
+    unit = "Interactions" if selection.dataset == "agent-interactions" else "Runs"
+    cols[0].metric(unit, widgets.fmt_int(summary.rows))
     rate = summary.success_rate
     cols[1].metric("Success rate", "—" if rate is None else f"{rate:.1%}")
     cols[2].metric("Total cost", widgets.fmt_usd(summary.total_cost))
@@ -30,7 +31,7 @@ with widgets.friendly_errors():
 
     if summary.rows == 0:
         st.info(
-            "No runs match these filters — widen the selection in the sidebar.",
+            f"No {unit.lower()} match these filters — widen the selection in the sidebar.",
             icon=":material/search_off:",
         )
         st.stop()
@@ -65,9 +66,17 @@ with widgets.friendly_errors():
     left, right = st.columns(2)
     with left:
         st.subheader("Cost per run")
-        st.plotly_chart(charts.cost_per_run(per_model), width="stretch", config=cfg)
+        if per_model["cost_per_run_usd"].dropna().empty:
+            st.info(
+                "This dataset has no cost column: costs are per execution, in the "
+                "evaluation results and performance metrics datasets.",
+                icon=":material/info:",
+            )
+        else:
+            st.plotly_chart(charts.cost_per_run(per_model), width="stretch", config=cfg)
     with right:
-        st.subheader("Runs over time")
+        st.subheader(f"{unit} over time")
+        st.caption("Per day, week or month in UTC.")
         fig = charts.runs_over_time(overview.runs_over_time)
         st.plotly_chart(fig, width="stretch", config=cfg)
 

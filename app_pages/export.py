@@ -11,8 +11,13 @@ settings = context.app_settings()
 st.title("Export")
 with widgets.friendly_errors():
     selection = sidebar.filter_sidebar(settings.db_url)
+    sidebar.page_notices(selection)
+    if loaded := st.session_state.pop(exporting.LOADED_NOTICE, None):
+        st.info(loaded, icon=":material/replay:")
+    # The export started here goes first: its progress and result are in view after the click.
+    with widgets.friendly_errors():
+        exporting.active_export(settings, user)
     if selection.spec is None:
-        st.warning("Fix the filter in the sidebar before exporting.", icon=":material/warning:")
         st.stop()
     st.caption(f"**{selection.dataset}** · {widgets.literal(filters.describe(selection.spec))}")
     request = exporting.request_form(user, selection)
@@ -23,7 +28,6 @@ with widgets.friendly_errors():
             st.info("Empty selection: no rows match these filters.", icon=":material/search_off:")
         if st.button("Start export", type="primary", disabled=rows == 0):
             exporting.start(settings, user, request)
+            st.rerun()
         with st.expander("Copy as CLI command"):
             st.code(widgets.cli_command(request, user=user.username), language="bash")
-with widgets.friendly_errors():
-    exporting.active_export(settings, user)

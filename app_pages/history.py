@@ -23,8 +23,8 @@ with widgets.friendly_errors():
         hide_index=True,
         width="stretch",
         column_config={
-            "created": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
-            "download": st.column_config.LinkColumn("Download", display_text="⬇️ download"),
+            "created": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
+            "download": st.column_config.LinkColumn("Download", display_text="download"),
             "rows": st.column_config.NumberColumn("Rows", format="localized"),
             "sha256": st.column_config.TextColumn("sha256", width="small"),
             "id": None,
@@ -39,7 +39,7 @@ with widgets.friendly_errors():
         "Export",
         list(by_id),
         format_func=lambda i: (
-            f"{by_id[i].created_at:%Y-%m-%d %H:%M} · {by_id[i].dataset} · {by_id[i].status}"
+            f"{by_id[i].created_at:%Y-%m-%d %H:%M} UTC · {by_id[i].dataset} · {by_id[i].status}"
             + (f" · {by_id[i].owner}" if user.is_admin else "")
         ),
         key="nx_history_pick",
@@ -52,7 +52,12 @@ with widgets.friendly_errors():
             engine, export_id=rec.id, user=user.username, role=user.role, interface="dashboard"
         )
         st.rerun()
-    if cols[1].button("Run again with the same spec", key="nx_hist_again"):
+    if cols[1].button(
+        "Run again with the same spec",
+        key="nx_hist_again",
+        help="Opens the Export page with this export's filters and options; nothing starts "
+        "until you press Start export there.",
+    ):
         again = ExportRequest(
             dataset=rec.dataset,
             filters=rec.filters,
@@ -62,13 +67,5 @@ with widgets.friendly_errors():
             format=rec.format,
             excel=rec.excel,
         )
-        new = jobs.submit_export(
-            engine,
-            settings,
-            user=user.username,
-            role=user.role,
-            request=again,
-            interface="dashboard",
-        )
-        st.session_state[exporting.ACTIVE] = new.id
+        exporting.load_request(again, source=f"the spec of export {rec.id}")
         st.switch_page("app_pages/export.py")

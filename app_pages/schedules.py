@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from nano_export import scheduler, schedules
+from nano_export import mail, scheduler, schedules
 from nano_export.cadence import CADENCES, WEEKDAYS, make_timing
 from nano_export.datasets import DATASETS
 from nano_export.models import ALLOWED_LEVELS, ExportRequest, FilterSpec
@@ -23,6 +23,29 @@ if flash := st.session_state.pop("nx_sched_flash", None):
     st.success(flash)
 
 with widgets.friendly_errors():
+    # Whether a schedule can do its job, before anyone relies on it.
+    if not mail.enabled(settings):
+        st.warning(
+            "Email is not set up on this server: schedules still run and their files appear in "
+            "History, but nobody is emailed. An admin sets the mail server (the SMTP settings).",
+            icon=":material/mail_lock:",
+        )
+    late = scheduler.overdue(engine)
+    if scheduler.embedded_running(settings):
+        st.caption("Due schedules run in this dashboard's own process (checked every 30 s).")
+    elif late:
+        st.warning(
+            f"No scheduler seems to be running: {len(late)} schedule(s) are overdue "
+            f"({', '.join(s.name for s in late[:5])}). Schedules run while the dashboard's "
+            "embedded worker, `nano-export scheduler` or a worker is running.",
+            icon=":material/schedule:",
+        )
+    else:
+        st.info(
+            "This dashboard does not run schedules itself: they run only while "
+            "`nano-export scheduler` or a worker is running.",
+            icon=":material/schedule:",
+        )
     items = schedules.list_schedules(engine, user=None if user.is_admin else user.username)
     if items:
         st.dataframe(
@@ -122,8 +145,14 @@ with widgets.friendly_errors():
                 key="nx_sched_dataset",
             )
             levels = ALLOWED_LEVELS[user.role]
+            # Standard by default, as on the Export page: an email must not carry unmasked text
+            # unless someone chose it.
             level = st.radio(
-                "Privacy", levels, index=len(levels) - 1, horizontal=True, key="nx_sched_privacy"
+                "Privacy",
+                levels,
+                index=levels.index("standard") if "standard" in levels else 0,
+                horizontal=True,
+                key="nx_sched_privacy",
             )
             where = st.text_input("Where (optional)", key="nx_sched_where")
         every = st.radio("Every", CADENCES, horizontal=True, key="nx_sched_every")
@@ -151,7 +180,8 @@ with widgets.friendly_errors():
             interface="dashboard",
             actor=user.username,
         )
-        st.session_state["nx_sched_flash"] = (
-            f"Schedule {sched.name!r} created; next run {sched.next_run_at:%Y-%m-%d %H:%M} UTC."
-        )
+        flash = f"Schedule {sched.name!r} created; next run {sched.next_run_at:%Y-%m-%d %H:%M} UTC."
+        if not mail.enabled(settings):
+            flash += " Email is not set up, so its runs will not be emailed."
+        st.session_state["nx_sched_flash"] = flash
         st.rerun()

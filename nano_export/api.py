@@ -19,9 +19,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -30,7 +30,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nano_export import auth, jobs, sessions, throttle, tokens
+from nano_export import auth, jobs, sessions, throttle, tokens, views
 from nano_export.api_docs import openapi_document
 from nano_export.db import get_engine
 from nano_export.errors import AuthenticationFailed, BadInput, NanoExportError
@@ -63,6 +63,8 @@ COMPONENT_HEADERS: Final = (
 COMPONENT_PATH: Final = "/component/"
 #: Streamlit's own metrics route answers without a login and has no setting to turn it off.
 BLOCKED_PATHS: Final = ("/_stcore/metrics",)
+
+_Body = TypeVar("_Body", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,10 @@ def check_nesting(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
 
 
 async def _read_request(request: Request, caller: Caller) -> ExportRequest:
+    return await _read_body(request, caller, ExportRequest)
+
+
+async def _read_body(request: Request, caller: Caller, model: type[_Body]) -> _Body:
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if caller.via == "cookie" and content_type != "application/json":
         # A cross-site form cannot send application/json without a CORS preflight.
@@ -322,7 +328,7 @@ async def _read_request(request: Request, caller: Caller) -> ExportRequest:
         raise BadInput("the request body must be a JSON object with at least 'dataset'")
     try:
         # Strict JSON: true/false for booleans (not "yes" or 0), arrays for lists.
-        return ExportRequest.model_validate_json(body, strict=True)
+        return model.model_validate_json(body, strict=True)
     except ValidationError as exc:
         message, _ = _validation_message(exc)
         raise BadInput(message) from None
@@ -388,6 +394,48 @@ async def _download(request: Request, caller: Caller, ctx: _Context) -> Response
     )
 
 
+async def _views_list(request: Request, caller: Caller, ctx: _Context) -> Response:
+    found = await run_in_threadpool(views.list_views, ctx.engine, user=caller.user)
+    return JSONResponse([v.public() for v in found])
+
+
+async def _views_save(request: Request, caller: Caller, ctx: _Context) -> Response:
+    body = await _read_body(request, caller, views.ViewRequest)
+    view = await run_in_threadpool(
+        views.save_view,
+        ctx.engine,
+        name=body.name,
+        owner=caller.user,
+        dataset=body.dataset,
+        spec=body.filters,
+        columns=body.columns,
+        shared=body.shared,
+    )
+    return JSONResponse(view.public(), status_code=201)
+
+
+async def _views_get(request: Request, caller: Caller, ctx: _Context) -> Response:
+    view = await run_in_threadpool(
+        views.get_view,
+        ctx.engine,
+        name=request.path_params["name"],
+        user=caller.user,
+        role=caller.role,
+    )
+    return JSONResponse(view.public())
+
+
+async def _views_delete(request: Request, caller: Caller, ctx: _Context) -> Response:
+    view = await run_in_threadpool(
+        views.delete_view,
+        ctx.engine,
+        name=request.path_params["name"],
+        user=caller.user,
+        role=caller.role,
+    )
+    return JSONResponse({"deleted": view.ref})
+
+
 async def _health(request: Request, caller: Caller, ctx: _Context) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -415,6 +463,10 @@ def routes(settings: Settings | None = None) -> list[BaseRoute]:
         Route("/api/exports", _endpoint(ctx, _list), methods=["GET"]),
         Route("/api/exports/{export_id}", _endpoint(ctx, _get), methods=["GET"]),
         Route("/api/exports/{export_id}/download", _endpoint(ctx, _download), methods=["GET"]),
+        Route("/api/views", _endpoint(ctx, _views_list), methods=["GET"]),
+        Route("/api/views", _endpoint(ctx, _views_save), methods=["POST"]),
+        Route("/api/views/{name:path}", _endpoint(ctx, _views_get), methods=["GET"]),
+        Route("/api/views/{name:path}", _endpoint(ctx, _views_delete), methods=["DELETE"]),
         Route("/api/{rest:path}", _endpoint(ctx, _not_found, public=True), methods=any_method),
     ]
 

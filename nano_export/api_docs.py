@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from nano_export.datasets import dictionary_markdown
 from nano_export.formats import FORMATS
 from nano_export.models import ExportRequest
+from nano_export.views import ViewRequest
 
 _REF = "#/components/schemas/{model}"
 
@@ -49,7 +51,9 @@ _NOT_FOUND = _error("No such export, or not the caller's (admins see all).")
 @cache
 def openapi_document() -> dict[str, Any]:
     """The API description, with the request body schema generated from ``ExportRequest``."""
-    _, generated = models_json_schema([(ExportRequest, "validation")], ref_template=_REF)
+    _, generated = models_json_schema(
+        [(ExportRequest, "validation"), (ViewRequest, "validation")], ref_template=_REF
+    )
     schemas: dict[str, Any] = dict(generated.get("$defs", {}))
     schemas["Export"] = _EXPORT
     schemas["Error"] = {
@@ -57,15 +61,17 @@ def openapi_document() -> dict[str, Any]:
         "properties": {"error": {"type": "string"}},
         "required": ["error"],
     }
+    schemas["SavedView"] = _VIEW
     export_ref = {"$ref": "#/components/schemas/Export"}
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "nano-export",
             "version": "1",
             "description": "Export LLM agent evaluation data as CSV. Authenticate with "
             "'Authorization: Bearer TOKEN' (nano-export tokens create NAME) or the dashboard's "
-            "login cookie.",
+            "login cookie.\n\n## Data dictionary\n\nThe columns of each dataset, as "
+            "exported (before any rename).\n\n" + dictionary_markdown(),
         },
         "components": {
             "schemas": schemas,
@@ -177,6 +183,84 @@ def openapi_document() -> dict[str, Any]:
                     "security": [],
                     "responses": {"200": {"description": '{"status": "ok"}'}},
                 }
+            },
+        },
+    }
+    doc["paths"].update(_view_paths())
+    return doc
+
+
+_VIEW: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "owner": {"type": "string"},
+        "dataset": {"type": "string"},
+        "filters": {"$ref": "#/components/schemas/FilterSpec"},
+        "columns": {"type": ["array", "null"], "items": {"type": "string"}},
+        "shared": {"type": "boolean"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+    "required": ["name", "owner", "dataset", "filters", "shared"],
+}
+
+
+def _view_paths() -> dict[str, Any]:
+    view = {"$ref": "#/components/schemas/SavedView"}
+    one = {"description": "The view.", "content": {"application/json": {"schema": view}}}
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The caller's view NAME, or OWNER/NAME for a teammate's shared view.",
+    }
+    missing = _error("No such view that the caller may open.")
+    return {
+        "/api/views": {
+            "get": {
+                "summary": "The caller's saved views and those teammates share",
+                "responses": {
+                    "200": {
+                        "description": "Views, the caller's first.",
+                        "content": {
+                            "application/json": {"schema": {"type": "array", "items": view}}
+                        },
+                    },
+                    "401": _UNAUTHORIZED,
+                },
+            },
+            "post": {
+                "summary": "Save (or replace) one of the caller's views",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ViewRequest"}}
+                    },
+                },
+                "responses": {
+                    "201": {"description": "Saved.", "content": one["content"]},
+                    "401": _UNAUTHORIZED,
+                    "422": _error("Invalid name, dataset, column or filter."),
+                },
+            },
+        },
+        "/api/views/{name}": {
+            "get": {
+                "summary": "One saved view",
+                "parameters": [name],
+                "responses": {"200": one, "401": _UNAUTHORIZED, "404": missing},
+            },
+            "delete": {
+                "summary": "Delete one of the caller's views (admins: anyone's)",
+                "parameters": [name],
+                "responses": {
+                    "200": {"description": '{"deleted": "OWNER/NAME"}'},
+                    "401": _UNAUTHORIZED,
+                    "403": _error("The view is someone else's."),
+                    "404": missing,
+                },
             },
         },
     }

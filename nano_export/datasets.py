@@ -31,11 +31,27 @@ IDENTITY = frozenset({"user", "session_id"})
 
 @dataclass(frozen=True)
 class Column:
-    """One exported column: its name, kind and SQL expression."""
+    """One exported column: its name, kind, SQL expression and its data-dictionary entry."""
 
     name: str
     kind: Kind
     expr: ColumnElement[object]
+    #: What the column holds (the data dictionary, shown in the dashboard, CLI, API and README).
+    description: str = ""
+    #: The unit of its values ("seconds", "USD", "tokens"), or "" when it has none.
+    unit: str = ""
+    #: For codes such as grades and rank: what each value means.
+    meaning: str = ""
+
+    @property
+    def help(self) -> str:
+        """The dictionary entry in one line: description, unit and meaning."""
+        parts = [self.description]
+        if self.unit:
+            parts.append(f"Unit: {self.unit}.")
+        if self.meaning:
+            parts.append(self.meaning)
+        return " ".join(p for p in parts if p)
 
 
 @dataclass(frozen=True)
@@ -84,8 +100,98 @@ class Dataset:
         )
 
 
-def _col(name: str, kind: Kind, expr: ColumnElement[object]) -> Column:
-    return Column(name, kind, expr)
+_GRADE_SCALE = "Grades run S (best), A, B, C, D, E to F (worst); empty when the run was not graded."
+#: The data dictionary: description, unit and meaning of each column name. A name means the
+#: same in every dataset; ``_INTERACTION_DOCS`` holds the few that differ there.
+DICTIONARY: dict[str, tuple[str, str, str]] = {
+    "execution_id": ("Id of the agent execution (one model's run of one test).", "", ""),
+    "eval_run_id": (
+        "Id of the evaluation run the execution belongs to; empty for an ad-hoc run.",
+        "",
+        "",
+    ),
+    "test_id": ("Id of the evaluation test (the HOP/LOP test case).", "", ""),
+    "test_name": ("Name of the evaluation test.", "", ""),
+    "provider": ("LLM provider, normalised: openai, anthropic, ollama, or as given.", "", ""),
+    "model": ("Full model id (aliases such as claude-opus-4-1 are expanded).", "", ""),
+    "started_at": ("When the execution started.", "UTC timestamp (ISO 8601)", ""),
+    "success": ("Whether the execution succeeded.", "", "true or false."),
+    "error": ("Error message of a failed execution (free text, masked).", "", ""),
+    "execution_time_s": ("Wall-clock time of the whole execution.", "seconds", ""),
+    "input_tokens": ("Tokens sent to the model (prompt and context).", "tokens", ""),
+    "output_tokens": ("Tokens the model generated.", "tokens", ""),
+    "total_tokens": ("Input plus output tokens.", "tokens", ""),
+    "cached_tokens": ("Input tokens served from the provider's prompt cache.", "tokens", ""),
+    "reasoning_tokens": ("Output tokens spent on hidden reasoning.", "tokens", ""),
+    "cost_usd": (
+        "Cost of the execution, from the source or the versioned pricing table.",
+        "USD",
+        "",
+    ),
+    "input_cost_usd": ("Cost of the input tokens.", "USD", ""),
+    "output_cost_usd": ("Cost of the output tokens.", "USD", ""),
+    "cached_savings_usd": ("Saved by cached input tokens compared to full price.", "USD", ""),
+    "tokens_per_second": ("Output tokens per second of execution time.", "tokens per second", ""),
+    "perf_grade": (
+        "Performance grade: accuracy and conciseness of the response.",
+        "",
+        _GRADE_SCALE,
+    ),
+    "speed_grade": (
+        "Speed grade, relative within the test: fastest is S.",
+        "",
+        _GRADE_SCALE,
+    ),
+    "cost_grade": ("Cost grade, relative within the test: cheapest is S.", "", _GRADE_SCALE),
+    "overall_grade": (
+        "Overall grade: a weighted average of performance, speed and cost.",
+        "",
+        _GRADE_SCALE,
+    ),
+    "rank": (
+        "Place of the model in the evaluation run's final ranking.",
+        "",
+        "1 is best; tied models share a place (1, 1, 3, …); empty without a ranking.",
+    ),
+    "prompt": ("The prompt given to the agent (free text, masked by privacy level).", "", ""),
+    "response": ("The agent's final response (free text, masked by privacy level).", "", ""),
+    "user": (
+        "Who ran the execution; hashed at public (and kept at standard and full).",
+        "",
+        "",
+    ),
+    "session_id": ("Session of the run; hashed at public and standard.", "", ""),
+    "source": ("Where the row was imported from (format and file name).", "", ""),
+}
+_INTERACTION_DOCS: dict[str, tuple[str, str, str]] = {
+    "interaction_id": ("Id of the interaction (request, response or tool call).", "", ""),
+    "execution_id": ("Id of the agent execution the interaction belongs to.", "", ""),
+    "seq": ("Position of the interaction within its execution; lower comes first.", "", ""),
+    "kind": (
+        "What the interaction is.",
+        "",
+        "request: the prompt sent; response: the model's answer; tool_call: a tool the agent ran.",
+    ),
+    "tool_name": ("Name of the tool of a tool call; empty otherwise.", "", ""),
+    "arguments": ("Arguments of the tool call, usually JSON (free text, masked).", "", ""),
+    "result": ("What the tool or model returned (free text, masked).", "", ""),
+    "is_error": ("Whether the tool call failed.", "", "true or false."),
+    "duration_s": ("How long the interaction took.", "seconds", ""),
+    "started_at": ("When the interaction started.", "UTC timestamp (ISO 8601)", ""),
+    "provider": ("Provider of the execution the interaction belongs to.", "", ""),
+    "model": ("Model of the execution the interaction belongs to.", "", ""),
+}
+
+
+def _col(
+    name: str, kind: Kind, expr: ColumnElement[object], *, interaction: bool = False
+) -> Column:
+    docs = (_INTERACTION_DOCS if interaction else DICTIONARY)[name]
+    return Column(name, kind, expr, *docs)
+
+
+def _icol(name: str, kind: Kind, expr: ColumnElement[object]) -> Column:
+    return _col(name, kind, expr, interaction=True)
 
 
 _exec_join = e.outerjoin(m, m.c.execution_id == e.c.id)
@@ -170,18 +276,18 @@ AGENT_INTERACTIONS = Dataset(
     name="agent-interactions",
     description="One row per request, response or tool call inside an execution.",
     columns=(
-        _col("interaction_id", "int", i.c.id),
-        _col("execution_id", "int", i.c.execution_id),
-        _col("seq", "int", i.c.seq),
-        _col("kind", "text", i.c.kind),
-        _col("tool_name", "text", i.c.tool_name),
-        _col("arguments", "text", i.c.arguments),
-        _col("result", "text", i.c.result),
-        _col("is_error", "bool", i.c.is_error),
-        _col("duration_s", "float", i.c.duration_s),
-        _col("started_at", "datetime", i.c.started_at),
-        _col("provider", "text", e.c.provider),
-        _col("model", "text", e.c.model),
+        _icol("interaction_id", "int", i.c.id),
+        _icol("execution_id", "int", i.c.execution_id),
+        _icol("seq", "int", i.c.seq),
+        _icol("kind", "text", i.c.kind),
+        _icol("tool_name", "text", i.c.tool_name),
+        _icol("arguments", "text", i.c.arguments),
+        _icol("result", "text", i.c.result),
+        _icol("is_error", "bool", i.c.is_error),
+        _icol("duration_s", "float", i.c.duration_s),
+        _icol("started_at", "datetime", i.c.started_at),
+        _icol("provider", "text", e.c.provider),
+        _icol("model", "text", e.c.model),
     ),
     from_=i.join(e, e.c.id == i.c.execution_id),
     order_by=(i.c.id,),
@@ -201,3 +307,28 @@ def get_dataset(name: str) -> Dataset:
         raise UnknownDataset(
             f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}"
         ) from None
+
+
+def dictionary_markdown() -> str:
+    """The data dictionary as Markdown tables, one per dataset (README, API description)."""
+    out: list[str] = []
+    for ds in DATASETS.values():
+        out += [f"### `{ds.name}`", "", ds.description, ""]
+        out += ["| column | kind | unit | description |", "|---|---|---|---|"]
+        for col in ds.columns:
+            text = " ".join(p for p in (col.description, col.meaning) if p).replace("|", "\\|")
+            out.append(f"| `{col.name}` | {col.kind} | {col.unit} | {text} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def dictionary_text() -> str:
+    """The data dictionary as plain text for ``--help`` (one block per dataset, kept unwrapped)."""
+    blocks = ["Columns of each dataset (the data dictionary):"]
+    for ds in DATASETS.values():
+        lines = ["\b", f"{ds.name}: {ds.description}"]
+        for col in ds.columns:
+            unit = f" [{col.unit}]" if col.unit else ""
+            lines.append(f"  {col.name}{unit}: {col.help.replace(f' Unit: {col.unit}.', '')}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -242,3 +242,59 @@ def run_forever(
             log.exception("scheduler pass failed")
         stop.wait(interval)
     log.info("scheduler stopped")
+
+
+_embedded_lock = threading.Lock()
+_embedded: dict[str, tuple[threading.Thread, threading.Event]] = {}
+#: Overdue by this much, a schedule shows that no scheduler runs (a pass may take a while).
+OVERDUE_AFTER_S = 5 * SCHEDULER_INTERVAL_S
+
+
+def start_embedded(settings: Settings, *, interval: float = SCHEDULER_INTERVAL_S) -> bool:
+    """Run due schedules in a daemon thread of this process, once per process and database.
+
+    For the single-machine setup: the dashboard runs what is due without a separate
+    ``nano-export scheduler``. Off when ``EMBEDDED_WORKER`` is false (separate workers run the
+    schedules). Several processes doing this are safe: each run is claimed atomically. Returns
+    whether the thread runs.
+    """
+    if not settings.embedded_worker:
+        return False
+    from nano_export.db import get_engine
+
+    with _embedded_lock:
+        if not embedded_running(settings):
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=run_forever,
+                args=(get_engine(settings.db_url), settings),
+                kwargs={"stop": stop, "interval": interval},
+                name="nano-export-scheduler",
+                daemon=True,
+            )
+            thread.start()
+            _embedded[settings.db_url] = (thread, stop)
+    return True
+
+
+def stop_embedded(settings: Settings, *, timeout: float = 10.0) -> None:
+    """Stop this process's scheduler thread of ``settings``' database, if there is one."""
+    with _embedded_lock:
+        found = _embedded.pop(settings.db_url, None)
+    if found is not None:
+        thread, stop = found
+        stop.set()
+        thread.join(timeout)
+
+
+def embedded_running(settings: Settings) -> bool:
+    """Whether this process runs the schedules of ``settings``' database (``start_embedded``)."""
+    found = _embedded.get(settings.db_url)
+    return found is not None and found[0].is_alive()
+
+
+def overdue(engine: Engine, *, now: datetime | None = None) -> list[Schedule]:
+    """Active schedules whose run is well past due: a sign that no scheduler or worker runs."""
+    now = (now or utcnow()).astimezone(UTC)
+    limit = now - timedelta(seconds=OVERDUE_AFTER_S)
+    return due_schedules(engine, now=limit)

@@ -107,7 +107,7 @@ def check_recipients(addresses: Sequence[str]) -> list[str]:
         if address not in out:
             out.append(address)
     if not out:
-        raise BadInput("a schedule needs at least one --email recipient")
+        raise BadInput("a schedule needs at least one email recipient")
     return out
 
 

@@ -301,3 +301,20 @@ schedules = Table(
     Index("ix_schedules_next_run_at", "next_run_at"),
     Index("ix_schedules_owner", "owner"),
 )
+
+# A saved view: a named dataset, filter spec and columns, private to its owner or shared with the
+# team. Names are unique per owner; a teammate's shared view is named OWNER/NAME.
+saved_views = Table(
+    "saved_views",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("dataset", String(64), nullable=False),
+    Column("spec", Text, nullable=False),  # JSON: {"filters": {...}, "columns": [...] | null}
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("owner", "name", name="uq_saved_views_owner_name"),
+    Index("ix_saved_views_shared", "shared"),
+)

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     base_url: str = Field(
         "http://localhost:8501", description="Dashboard address used in email links."
     )
+    embedded_worker: bool = Field(
+        True,
+        description="Run due schedules inside each dashboard process (off where separate "
+        "workers run them).",
+    )
     heartbeat_timeout_s: int = Field(
         60, ge=5, le=3600, description="Seconds after which a silent export is failed."
     )

@@ -56,6 +56,8 @@ def make_dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str | Non
         "NANO_EXPORT_SECRET_KEY": "dashboard-test-secret-0123456789abcdef0123",
         "NANO_EXPORT_LOGIN_SLEEP_TIME": "0",
         "NANO_EXPORT_CHUNK_ROWS": "100",
+        # No background scheduler in the test process: tests run schedules when they mean to.
+        "NANO_EXPORT_EMBEDDED_WORKER": "false",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -113,13 +113,16 @@ def test_deep_link_as_first_request_lands_on_its_page_after_login(
         assert at.multiselect(key="nx_provider").value == ["openai"]
 
 
-def test_audit_link_for_a_non_admin_lands_on_explore_with_a_notice(dash: Dash) -> None:
+def test_audit_link_for_a_non_admin_says_why_it_is_not_shown(dash: Dash) -> None:
     at = dash.app()
     at.switch_page("app_pages/audit.py").run()
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     _log_in(at, "anna")
-    assert [t.value for t in at.title] == ["Explore"]
-    assert any("admins" in i.value for i in at.info)
+    assert [t.value for t in at.title] == ["Audit"]
+    assert [e.value for e in at.error] == [
+        "The Audit page is for admins, and your role is analyst. Ask an admin if you need it."
+    ]
+    assert not at.dataframe  # no audit events shown
 
 
 def test_audit_link_for_an_admin_lands_on_the_audit_log(dash: Dash) -> None:

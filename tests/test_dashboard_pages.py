@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +12,7 @@ import pytest
 from dashboard_app import Dash, make_dash
 from factories import insert_export
 from streamlit.testing.v1 import AppTest
+from ui_data import insert_interactions
 
 from nano_export import jobs
 from nano_export.db import get_engine
@@ -81,8 +82,30 @@ def test_invalid_where_is_shown_next_to_the_field(dash: Dash) -> None:
     assert not at.exception
     sidebar_errors = [e.value for e in at.sidebar.error]
     assert sidebar_errors and "position" in sidebar_errors[0]
-    assert any("Fix the filter" in w.value for w in at.warning)
+    # and at the top of the page, not only in the sidebar
+    top = [e.value for e in at.main.error]
+    assert top and "position" in top[0] and "Where (Advanced)" in top[0], top
     assert not at.get("plotly_chart")
+
+
+def test_reversed_dates_name_the_reason_at_the_top_and_by_the_dates(dash: Dash) -> None:
+    at = dash.logged_in("anna").run()
+    at.date_input(key="nx_since").set_value(date(2025, 8, 5))
+    at.date_input(key="nx_until").set_value(date(2025, 8, 2)).run()
+    top = [e.value for e in at.main.error]
+    assert top and "since" in top[0] and "is after until" in top[0], top
+    assert any("is after until" in e.value for e in at.sidebar.error)
+
+
+def test_an_unknown_dataset_in_a_link_is_named_in_a_notice(dash: Dash) -> None:
+    at = dash.logged_in("anna")
+    at.query_params["dataset"] = "bogus"
+    at.query_params["provider"] = "openai"
+    at.run()
+    notices = [w.value for w in at.main.warning]
+    assert notices and "unknown dataset 'bogus'" in notices[0], notices
+    assert at.selectbox(key="nx_dataset").value == "evaluation-results"
+    assert at.metric[0].value == "4"
 
 
 def test_empty_selection_says_so(dash: Dash) -> None:
@@ -257,3 +280,77 @@ def test_the_format_picker_has_a_hint_per_format_and_a_workbook_counts_its_sheet
     assert rec.status == "succeeded" and rec.file_name.endswith(".xlsx")
     at.switch_page("app_pages/history.py").run()
     assert list(at.dataframe[0].value["format"]) == ["xlsx"]
+
+
+def test_run_again_loads_the_spec_into_the_builder_and_starts_nothing(dash: Dash) -> None:
+    engine = get_engine(dash.settings.db_url)
+    insert_export(
+        engine,
+        owner="anna",
+        export_id="old1",
+        status="succeeded",
+        at=datetime.now(UTC),
+        rows_done=2,
+        spec=json.dumps(
+            {"filters": {"provider": ["anthropic"]}, "columns": ["execution_id", "model"]}
+            | {"rename": {"model": "m"}}
+        ),
+        privacy="public",
+    )
+    at = dash.logged_in("anna").run()
+    at.switch_page("app_pages/history.py").run()
+    next(b for b in at.button if b.key == "nx_hist_again").click().run()
+    assert not at.exception
+    assert _nav_titles(at) == {"Export"}
+    assert [r.id for r in jobs.list_exports(engine, user="anna")] == ["old1"]  # nothing started
+    assert any("Start export" in b.label for b in at.button)
+    assert any("Loaded the spec of export old1" in i.value for i in at.info)
+    assert at.multiselect(key="nx_provider").value == ["anthropic"]
+    assert at.radio(key="nx_privacy").value == "public"
+    assert at.multiselect(key="nx_columns").value == ["execution_id", "model"]
+    assert at.metric[0].value == "2"  # the builder's count is the spec's
+    request = at.session_state["export_request"]
+    assert request.filters.provider == ("anthropic",) and request.columns == [
+        "execution_id",
+        "model",
+    ]
+
+
+def test_a_viewer_is_told_why_only_public(dash: Dash) -> None:
+    at = dash.logged_in("vera").run()
+    at.switch_page("app_pages/export.py").run()
+    assert any(
+        "Your role (viewer) may export the **public** level only" in c.value for c in at.caption
+    )
+
+
+def test_interactions_are_counted_as_interactions_and_costs_explained(dash: Dash) -> None:
+    insert_interactions(get_engine(dash.settings.db_url))
+    at = dash.logged_in("anna")
+    at.query_params["dataset"] = "agent-interactions"
+    at.run()
+    assert at.metric[0].label == "Interactions"
+    assert any("no cost column" in i.value for i in at.info)
+
+
+def test_ollama_costs_nothing_and_says_0(dash: Dash) -> None:
+    at = dash.logged_in("anna")
+    at.query_params["provider"] = "ollama"
+    at.run()
+    assert at.metric[2].value == "$0"
+
+
+def test_statuses_are_words_without_emoji(dash: Dash) -> None:
+    insert_export(
+        get_engine(dash.settings.db_url),
+        owner="anna",
+        export_id="done1",
+        status="succeeded",
+        at=datetime.now(UTC),
+        rows_done=1,
+    )
+    at = dash.logged_in("anna").run()
+    at.switch_page("app_pages/history.py").run()
+    assert list(at.dataframe[0].value["status"]) == ["succeeded"]
+    text = " ".join(str(p.proto) for p in at.get("progress"))
+    assert "Succeeded" in text and not any(ord(ch) > 0x2600 for ch in text)

@@ -78,7 +78,7 @@ def test_created_schedule_is_stored_with_next_run_in_its_zone_and_audited(
     [
         ({"owner": "nobody"}, BadInput, "unknown user 'nobody'"),
         ({"recipients": ["not-an-address"]}, BadInput, "bad email address"),
-        ({"recipients": []}, BadInput, "at least one --email"),
+        ({"recipients": []}, BadInput, "at least one email recipient"),
         ({"name": "  "}, BadInput, "bad schedule name"),
         (
             {"request": ExportRequest(dataset="evaluation-results", filters={"where": "cost >"})},

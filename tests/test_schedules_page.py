@@ -136,3 +136,24 @@ def test_invalid_sidebar_filter_explains_the_missing_export_setup(dash: Dash) ->
     assert any("filter" in c.value for c in at.caption), [c.value for c in at.caption]
     assert at.selectbox(key="nx_sched_dataset").value == "evaluation-results"
     assert at.radio(key="nx_sched_privacy").value == "standard"
+
+
+def test_without_mail_settings_the_page_says_nobody_is_emailed(dash: Dash) -> None:
+    at = on_page(dash, "anna")
+    assert any("Email is not set up" in w.value for w in at.warning)
+    assert any("does not run schedules itself" in i.value for i in at.info)
+
+
+def test_an_overdue_schedule_says_no_scheduler_runs(dash: Dash) -> None:
+    add(dash, "late one", "anna")
+    schedules_now = list_schedules(get_engine(dash.settings.db_url))
+    assert schedules_now[0].next_run_at < utcnow()  # created a day ago: due since
+    at = on_page(dash, "anna")
+    assert any(
+        "No scheduler seems to be running" in w.value and "late one" in w.value for w in at.warning
+    )
+
+
+def test_an_admins_new_schedule_defaults_to_standard(dash: Dash) -> None:
+    at = on_page(dash, "adam")
+    assert at.radio(key="nx_sched_privacy").value == "standard"

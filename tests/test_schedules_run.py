@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -210,3 +211,34 @@ def test_owner_demoted_below_the_schedules_privacy_is_refused_at_run_time(
     assert result.export is None and "'full' was requested" in (result.error or "")
     assert [e.actor for e in events(engine, "export.denied")] == ["ada"]
     assert inbox.messages == []
+
+
+def test_the_embedded_scheduler_runs_a_due_schedule_once_per_process(
+    loaded: Settings, engine: Engine
+) -> None:
+    from nano_export import scheduler
+
+    add_due(engine, loaded)
+    assert scheduler.overdue(engine)
+    try:
+        assert scheduler.start_embedded(loaded, interval=0.2)
+        assert scheduler.start_embedded(loaded, interval=0.2)  # the same thread, not a second
+        assert scheduler.embedded_running(loaded)
+        deadline = time.monotonic() + 30
+        while get_schedule(engine, name="openai-daily").last_export_id is None:
+            assert time.monotonic() < deadline, "the embedded scheduler did not run it"
+            time.sleep(0.1)
+        assert not scheduler.overdue(engine)
+    finally:
+        scheduler.stop_embedded(loaded)
+    assert not scheduler.embedded_running(loaded)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(exports)).scalar_one() == 1
+
+
+def test_the_embedded_scheduler_stays_off_when_workers_run_schedules(loaded: Settings) -> None:
+    from nano_export import scheduler
+
+    off = loaded.model_copy(update={"embedded_worker": False})
+    assert not scheduler.start_embedded(off)
+    assert not scheduler.embedded_running(off)

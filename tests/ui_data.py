@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from nano_export.schema import execution_metrics, executions
+from nano_export.schema import execution_metrics, executions, interactions
 
 #: provider, model, success, execution_time_s, cost_usd — one tuple per execution.
 ROWS: list[tuple[str, str, bool, float, float]] = [
@@ -53,5 +53,38 @@ def insert_rows(engine: Engine, rows: list[tuple[str, str, bool, float, float]] 
                     output_tokens=50,
                     total_tokens=150,
                     cost_usd=cost,
+                )
+            )
+
+
+#: The trace of execution 1: kind, tool name, arguments — in order.
+TRACE: list[tuple[str, str | None, str | None]] = [
+    ("request", None, None),
+    ("tool_call", "read_file", '{"path": "notes.txt"}'),
+    (
+        "tool_call",
+        "write_file",
+        '{"path": "out.txt", "token": "ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"}',
+    ),
+    ("tool_call", "list_directory", '{"path": "."}'),
+    ("response", None, None),
+]
+
+
+def insert_interactions(engine: Engine, execution_id: int = 1) -> None:
+    """Insert ``TRACE`` as the interactions of one execution, a second apart (seq 1, 2, …)."""
+    with engine.begin() as conn:
+        for seq, (kind, tool, arguments) in enumerate(TRACE, start=1):
+            conn.execute(
+                interactions.insert().values(
+                    execution_id=execution_id,
+                    seq=seq,
+                    kind=kind,
+                    tool_name=tool,
+                    arguments=arguments,
+                    result="ok" if tool else None,
+                    is_error=False,
+                    duration_s=0.5 if tool else None,
+                    started_at=START + timedelta(seconds=seq),
                 )
             )

@@ -16,7 +16,7 @@ from nano_export import audit as audit_log
 from nano_export import filters, jobs, queries
 from nano_export.auth import role_of
 from nano_export.cli.common import AppContext, echo_table, handle_errors, pass_app
-from nano_export.datasets import DATASETS
+from nano_export.datasets import DATASETS, dictionary_text
 from nano_export.db import utcnow
 from nano_export.errors import BadInput, ExportFailed, PermissionDenied
 from nano_export.exporter import count_rows, estimate_bytes, plan_export
@@ -229,7 +229,7 @@ class _Bar:
             self._bar.close()
 
 
-@click.command()
+@click.command(epilog=dictionary_text())
 @click.argument("datasets", nargs=-1, required=True, type=DATASET_CHOICE)
 @click.option("--user", required=True, metavar="NAME", help="Export as this dashboard user.")
 @click.option(

@@ -49,11 +49,11 @@ def _style(fig: go.Figure, *, height: int = 340, **layout: Any) -> go.Figure:
 def _bar_by_model(
     df: pd.DataFrame, value: str, label: str, hover: str, **bar: Any
 ) -> tuple[go.Figure, int]:
-    """A horizontal bar per model of ``value``, coloured by provider, smallest first.
+    """A horizontal bar per model of ``value``, coloured by provider, models in ``model_order``.
 
     Returns the figure and its height (a row per model).
     """
-    data = df.sort_values(value)
+    data = df.sort_values("model")
     fig = px.bar(
         data,
         x=value,
@@ -65,7 +65,22 @@ def _bar_by_model(
         **bar,
     )
     fig.update_traces(hovertemplate=hover)
+    # A category axis draws its first category at the bottom: reversed, the list reads top-down.
+    order = model_order(list(data["model"]))
+    fig.update_yaxes(categoryorder="array", categoryarray=order[::-1])
     return fig, max(260, 34 * len(data) + 90)
+
+
+def model_order(models: list[str]) -> list[str]:
+    """The order of models, top to bottom, in every chart: by name."""
+    return sorted(set(models))
+
+
+def usd_text(value: float) -> str:
+    """A cost without trailing zeros: 0 → "0", 0.0123 → "0.0123", 1.5 → "1.50"."""
+    if value == 0:
+        return "0"
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6f}".rstrip("0")
 
 
 def success_rate(df: pd.DataFrame) -> go.Figure:
@@ -77,14 +92,18 @@ def success_rate(df: pd.DataFrame) -> go.Figure:
         "%{y}: %{x:.1%} of %{customdata[0]} runs<extra></extra>",
         custom_data=["runs"],
     )
-    fig.update_xaxes(tickformat=".0%", range=[0, 1])
+    fig.update_xaxes(tickformat=".0%", range=[0, 1.04], dtick=0.25)
     return _style(fig, height=height)
 
 
 def cost_per_run(df: pd.DataFrame) -> go.Figure:
     """Mean cost per run by provider and model."""
     fig, height = _bar_by_model(
-        df, "cost_per_run_usd", "Cost per run (USD)", "%{y}: $%{x:.4f} per run<extra></extra>"
+        df,
+        "cost_per_run_usd",
+        "Cost per run (USD)",
+        "%{y}: $%{customdata[0]} per run<extra></extra>",
+        custom_data=[df.sort_values("model")["cost_per_run_usd"].map(usd_text)],
     )
     fig.update_xaxes(tickprefix="$")
     return _style(fig, height=height)
@@ -106,7 +125,7 @@ def latency_distribution(df: pd.DataFrame) -> go.Figure:
     pivot = df.pivot_table(
         index="model", columns="bucket", values="runs", aggfunc="sum", fill_value=0
     ).reindex(columns=buckets, fill_value=0)
-    pivot = pivot.loc[sorted(pivot.index, reverse=True)]
+    pivot = pivot.loc[model_order(list(pivot.index))[::-1]]  # first row at the bottom
     runs = pivot.to_numpy()
     share = runs / runs.sum(axis=1, keepdims=True).clip(min=1)
     fig = go.Figure(

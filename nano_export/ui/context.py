@@ -7,7 +7,7 @@ import logging
 import streamlit as st
 from sqlalchemy import Engine
 
-from nano_export import jobs
+from nano_export import jobs, scheduler
 from nano_export.bootstrap import initialize
 from nano_export.db import get_engine
 from nano_export.settings import Settings, get_settings
@@ -31,10 +31,12 @@ def app_engine(settings: Settings) -> Engine:
 def _startup(db_url: str, export_dir: str) -> bool:
     # Once per database and process: make sure the schema exists, then prune old exports.
     settings = get_settings(database_url=db_url, export_dir=export_dir)
+    # One thread per process runs due schedules here unless separate workers do (the setting).
     try:
         initialize(settings)
         removed = jobs.prune_exports(get_engine(db_url), settings)
         log.info("dashboard started", extra={"pruned_exports": removed})
+        scheduler.start_embedded(settings)
     except Exception:  # the pages report database errors themselves
         log.exception("dashboard startup maintenance failed")
     return True

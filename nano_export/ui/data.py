@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from nano_export import queries
+from nano_export import queries, rows
 from nano_export.db import get_engine
 from nano_export.models import FilterSpec, Privacy
 
@@ -104,3 +104,40 @@ def latency_buckets(db_url: str, dataset: str, spec_json: str) -> pd.DataFrame:
     Part of the overview's one grouped scan (cached), not a query of its own.
     """
     return overview(db_url, dataset, spec_json).latency_buckets
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=64)
+def rows_page(
+    db_url: str,
+    dataset: str,
+    spec_json: str,
+    level: Privacy,
+    secret: str,
+    *,
+    page: int,
+    sort: str | None,
+    descending: bool,
+    search: str | None,
+) -> rows.RowsPage:
+    """One redacted page of the selection (``rows.rows_page``)."""
+    return rows.rows_page(
+        get_engine(db_url),
+        dataset=dataset,
+        spec=_spec(spec_json),
+        level=level,
+        secret=secret,
+        page=page,
+        sort=sort,
+        descending=descending,
+        search=search,
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=32)
+def execution_detail(
+    db_url: str, execution_id: int, level: Privacy, secret: str
+) -> rows.ExecutionDetail:
+    """One execution and its trace, redacted (``rows.execution_detail``)."""
+    return rows.execution_detail(
+        get_engine(db_url), execution_id=execution_id, level=level, secret=secret
+    )

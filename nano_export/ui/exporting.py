@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from nano_export import jobs, privacy
-from nano_export.datasets import get_dataset
+from nano_export.datasets import Dataset, get_dataset
 from nano_export.db import get_engine
 from nano_export.formats import FORMATS as FORMAT_INFO
 from nano_export.formats import sheets_for
@@ -36,6 +36,9 @@ FORMATS: dict[str, tuple[ExportFormat, bool, str]] = {
 ACTIVE = "nx_export_id"
 K_COLUMNS, K_RENAMES, K_PRIVACY, K_FORMAT = "nx_columns", "nx_renames", "nx_privacy", "nx_format"
 K_COLUMNS_MODE = "nx_columns_mode"
+#: A notice for the Export page after History's "Run again" loaded a spec into the builder.
+LOADED_NOTICE = "_nx_loaded_notice"
+_PENDING_RENAME = "_nx_pending_rename"
 ALL_COLUMNS, CHOOSE_COLUMNS = "All columns", "Choose columns"
 
 
@@ -47,15 +50,22 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
     left, right = st.columns(2)
     with left:
         default_level: Privacy = "standard" if "standard" in levels else levels[0]
+        if st.session_state.get(K_PRIVACY) not in levels:
+            st.session_state[K_PRIVACY] = default_level
         level: Privacy = st.radio(
             "Privacy level",
             levels,
-            index=levels.index(default_level),
             key=K_PRIVACY,
             horizontal=True,
             help="public: no free text, identities hashed · standard: personal data masked · "
             "full: as stored. Credentials are redacted at every level.",
         )
+        if len(levels) == 1:
+            st.caption(
+                f"Your role ({user.role}) may export the **{levels[0]}** level only: free-text "
+                "columns are left out and identities hashed. Ask an admin for the analyst role "
+                "to export masked text."
+            )
     with right:
         fmt = st.radio(
             "Format",
@@ -71,13 +81,14 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
     st.session_state[K_COLUMNS] = [
         c for c in st.session_state.get(K_COLUMNS, available) if c in available
     ]
+    if K_COLUMNS_MODE not in st.session_state:
+        st.session_state[K_COLUMNS_MODE] = ALL_COLUMNS
     mode = st.segmented_control(
         "Columns",
         [ALL_COLUMNS, CHOOSE_COLUMNS],
-        default=ALL_COLUMNS,
         key=K_COLUMNS_MODE,
         help=f"All {len(available)} columns of the dataset at this privacy level, or pick and "
-        "order them yourself.",
+        "order them yourself.\n\n" + column_docs(ds, available),
     )
     if mode == CHOOSE_COLUMNS:
         columns = st.multiselect(
@@ -85,16 +96,17 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
             available,
             key=K_COLUMNS,
             label_visibility="collapsed",
-            help="Pick and order the columns of the file.",
+            help="Pick and order the columns of the file.\n\n" + column_docs(ds, available),
         )
     else:
         columns = list(available)
         st.caption(f"All {len(available)} columns: " + ", ".join(available))
     if level == "public":
         st.caption("Free-text columns are left out at the public level.")
-    with st.expander("Rename columns"):
+    pending: dict[str, str] = st.session_state.get(_PENDING_RENAME) or {}
+    with st.expander("Rename columns", expanded=bool(pending)):
         renames_df = st.data_editor(
-            pd.DataFrame({"column": columns, "new name": [""] * len(columns)}),
+            pd.DataFrame({"column": columns, "new name": [pending.get(c, "") for c in columns]}),
             key=K_RENAMES,
             hide_index=True,
             disabled=["column"],
@@ -121,6 +133,37 @@ def request_form(user: CurrentUser, selection: Selection) -> ExportRequest | Non
     )
     st.session_state["export_request"] = request
     return request
+
+
+def column_docs(ds: Dataset, names: list[str]) -> str:
+    """The data dictionary of ``names`` as a Markdown list, for a column picker's help."""
+    return "\n".join(f"- **{name}**: {ds.column(name).help}" for name in names)
+
+
+def load_request(request: ExportRequest, *, source: str) -> None:
+    """Put an earlier export's spec into the builder (sidebar filters and this form); starts
+    nothing: the Export page shows it and waits for "Start export"."""
+    from nano_export.ui import sidebar
+
+    sidebar.load_spec(request.dataset, request.filters)
+    st.session_state[K_PRIVACY] = request.privacy
+    fmt = next(
+        (label for label, v in FORMATS.items() if v[:2] == (request.format, request.excel)), "CSV"
+    )
+    st.session_state[K_FORMAT] = fmt
+    st.session_state[f"{K_COLUMNS}_ds"] = request.dataset
+    if request.columns:
+        st.session_state[K_COLUMNS_MODE] = CHOOSE_COLUMNS
+        st.session_state[K_COLUMNS] = list(request.columns)
+    else:
+        st.session_state[K_COLUMNS_MODE] = ALL_COLUMNS
+        st.session_state.pop(K_COLUMNS, None)
+    st.session_state.pop(K_RENAMES, None)
+    st.session_state[_PENDING_RENAME] = dict(request.rename)
+    st.session_state.pop(ACTIVE, None)  # "Current export" would show the old one
+    st.session_state[LOADED_NOTICE] = (
+        f"Loaded {source} into the filters and the form below. Check it, then press Start export."
+    )
 
 
 def estimate_row(settings: Settings, request: ExportRequest) -> int:
@@ -163,6 +206,7 @@ def start(settings: Settings, user: CurrentUser, request: ExportRequest) -> None
         interface="dashboard",
     )
     st.session_state[ACTIVE] = rec.id
+    st.session_state.pop(_PENDING_RENAME, None)
 
 
 def show_record(rec: ExportRecord, *, download: bool = True) -> None:
@@ -171,10 +215,10 @@ def show_record(rec: ExportRecord, *, download: bool = True) -> None:
     ``download=False`` (a CLI or notebook ``--out`` file, which the server does not serve) shows
     a note instead of the link.
     """
-    icon = widgets.STATUS_ICONS.get(rec.status, "")
+    status = widgets.STATUS_LABELS.get(rec.status, rec.status)
     done = widgets.fmt_int(rec.rows_done)
     total = widgets.fmt_int(rec.rows_total)
-    st.progress(widgets.progress_fraction(rec), text=f"{icon} {rec.status} · {done} / {total} rows")
+    st.progress(widgets.progress_fraction(rec), text=f"{status} · {done} / {total} rows")
     if rec.status == "succeeded":
         st.success(
             f"Export finished: {widgets.fmt_int(rec.rows_done)} rows, "

@@ -26,6 +26,11 @@ _SAVED = "_nx_query_saved"
 _LINK_ERROR, _LINK_ERROR_SIG = "_nx_query_error", "_nx_query_error_sig"
 #: The sidebar filter's error of the last run that drew it (None when valid), for other pages.
 FILTER_ERROR = "_nx_filter_error"
+DATE_HELP = "A day in UTC, as in the exported times (…Z). Type YYYY-MM-DD and press Enter."
+WHERE_HELP = (
+    "Comparisons `=` `!=` `<` `<=` `>` `>=`, `in (…)`, `~` (regular expression), `and`, `or`, "
+    "`not` and parentheses — on any column of the dataset."
+)
 QUERY_KEYS = ("provider", "model", "test", "since", "until", "success", "where", "dataset")
 
 
@@ -36,6 +41,8 @@ class Selection:
     dataset: str
     spec: FilterSpec | None
     error: str | None = None
+    #: Parts of a share link that were left out, for a notice at the top of the page.
+    link_notice: str | None = None
 
 
 def _current_query() -> dict[str, list[str]]:
@@ -56,14 +63,17 @@ def _as_date(value: date | datetime | None) -> date | None:
 def _load_widgets_from_query(params: dict[str, list[str]]) -> None:
     """Set the widgets' state from the URL (first visit, or a link opened in this session)."""
     spec, problems = _spec_from_link(params)
+    dataset = (params.get("dataset") or [DEFAULT_DATASET])[-1]
+    if dataset not in DATASETS:
+        problems.append(f"unknown dataset {dataset!r}; showing {DEFAULT_DATASET}")
+        dataset = DEFAULT_DATASET
     # The notice stays until the filters change (a browser reruns a few times after loading).
     st.session_state.pop(_LINK_ERROR_SIG, None)
     if problems:
         st.session_state[_LINK_ERROR] = "Ignored part of the link: " + "; ".join(problems)
     else:
         st.session_state.pop(_LINK_ERROR, None)
-    dataset = (params.get("dataset") or [DEFAULT_DATASET])[-1]
-    st.session_state[K_DATASET] = dataset if dataset in DATASETS else DEFAULT_DATASET
+    st.session_state[K_DATASET] = dataset
     st.session_state[K_PROVIDER] = list(spec.provider)
     st.session_state[K_MODEL] = list(spec.model)
     st.session_state[K_TEST] = list(spec.test)
@@ -86,7 +96,7 @@ def _spec_from_link(params: dict[str, list[str]]) -> tuple[FilterSpec, list[str]
     good: dict[str, list[str]] = {}
     problems: list[str] = []
     for key, values in params.items():
-        if key == "where":  # kept in the field as typed: its error shows next to it
+        if key in ("where", "dataset"):  # kept in the field as typed: its error shows next to it
             continue
         try:
             filters.from_query_params({key: values})
@@ -154,9 +164,10 @@ def filter_sidebar(db_url: str) -> Selection:
     models = sorted({m for p in chosen for m in models_by_provider.get(p, [])})
     sb.multiselect("Model", _options(models, K_MODEL), key=K_MODEL, placeholder="All")
     sb.multiselect("Test", _options(tests, K_TEST), key=K_TEST, placeholder="All")
-    since_col, until_col = sb.columns(2)
-    since_col.date_input("Since", key=K_SINCE, format="YYYY-MM-DD")
-    until_col.date_input("Until", key=K_UNTIL, format="YYYY-MM-DD")
+    # One date per row: two side by side cut the filled-in dates off.
+    sb.date_input("Since (UTC)", key=K_SINCE, format="YYYY-MM-DD", help=DATE_HELP)
+    sb.date_input("Until (UTC)", key=K_UNTIL, format="YYYY-MM-DD", help=DATE_HELP)
+    date_slot = sb.empty()
     sb.segmented_control("Outcome", SUCCESS_CHOICES, key=K_SUCCESS)
     with sb.expander("Advanced", expanded=bool(st.session_state.get(K_WHERE))):
         st.text_area(
@@ -164,12 +175,14 @@ def filter_sidebar(db_url: str) -> Selection:
             key=K_WHERE,
             height=80,
             placeholder="cost_usd > 0.01 and response ~ 'Washington'",
-            help="Comparisons = != < <= > >=, in (…), ~ (regex), and, or, not, parentheses — "
-            "on any column of the dataset.",
+            help=WHERE_HELP,
         )
-        where_slot = st.empty()
-    if link_error := st.session_state.get(_LINK_ERROR):
+    # Outside the box: a collapsed Advanced box must not hide the reason.
+    where_slot = sb.empty()
+    link_error = st.session_state.get(_LINK_ERROR)
+    if link_error:
         sb.warning(link_error, icon=":material/link_off:")
+    submit_dates_on_enter()
 
     dataset = st.session_state.get(K_DATASET) or DEFAULT_DATASET
     error: str | None = None
@@ -180,13 +193,75 @@ def filter_sidebar(db_url: str) -> Selection:
         filters.validate(spec, get_dataset(dataset), level)
     except (InvalidFilter, ValueError) as exc:
         error = str(exc)
-        where_slot.error(error, icon=":material/warning:")
+        slot = date_slot if _is_date_error(error) else where_slot
+        slot.error(error, icon=":material/warning:")
         spec = None
     st.session_state[FILTER_ERROR] = error
     signature = _write_query(dataset, spec)
     if link_error and st.session_state.setdefault(_LINK_ERROR_SIG, signature) != signature:
         st.session_state.pop(_LINK_ERROR, None)  # the user changed the filters since
-    return Selection(dataset=dataset, spec=spec, error=error)
+    return Selection(
+        dataset=dataset, spec=spec, error=error, link_notice=st.session_state.get(_LINK_ERROR)
+    )
+
+
+def _is_date_error(error: str) -> bool:
+    return error.startswith(("since", "until"))
+
+
+def page_notices(selection: Selection) -> None:
+    """At the top of the page: the share-link notice and the filter error, where the eye is."""
+    if selection.link_notice:
+        st.warning(selection.link_notice, icon=":material/link_off:")
+    if selection.error:
+        field = "Since/Until" if _is_date_error(selection.error) else "Where (Advanced)"
+        st.error(
+            f"Invalid filter — {selection.error}. Fix {field} in the sidebar to see results.",
+            icon=":material/warning:",
+        )
+
+
+def load_spec(dataset: str, spec: FilterSpec) -> None:
+    """Make the next page that draws the sidebar start from ``dataset`` and ``spec``."""
+    params = filters.to_query_params(spec)
+    if dataset != DEFAULT_DATASET:
+        params["dataset"] = dataset
+    for key in (K_DATASET, K_PROVIDER, K_MODEL, K_TEST, K_SINCE, K_UNTIL, K_SUCCESS, K_WHERE):
+        st.session_state.pop(key, None)
+    st.session_state[_SAVED] = {k: [v] if isinstance(v, str) else v for k, v in params.items()}
+    st.session_state[_SEEN] = _signature(params)
+
+
+_ENTER_SCRIPT = """
+<script>
+// Enter in a sidebar date field applies the typed date (the field applies it on blur).
+const doc = window.parent.document;
+if (!doc.nxDateEnter) {
+  doc.nxDateEnter = true;
+  doc.addEventListener("keydown", (event) => {
+    // The field is a row of year/month/day segments; focus moving out of it commits the
+    // typed date (a plain blur does not). Focus goes to a stand-in right after the field, so
+    // Tab carries on from there; the stand-in goes away when focus leaves it.
+    const field = event.target;
+    const box = event.key === "Enter" && field && field.closest
+      && field.closest('[data-testid="stDateInput"]');
+    if (box) {
+      event.preventDefault();
+      const stand = doc.createElement("span");
+      stand.tabIndex = -1;
+      stand.addEventListener("blur", () => stand.remove());
+      box.after(stand);
+      stand.focus();
+    }
+  }, true);
+}
+</script>
+"""
+
+
+def submit_dates_on_enter() -> None:
+    """Install (once per browser page) the Enter key handler of the date fields."""
+    st.sidebar.html(_ENTER_SCRIPT, unsafe_allow_javascript=True)
 
 
 def _write_query(dataset: str, spec: FilterSpec | None) -> str:

@@ -22,7 +22,7 @@ def exports_frame(records: list[ExportRecord], *, export_dir: Path) -> pd.DataFr
             "created": r.created_at,
             "owner": r.owner,
             "dataset": r.dataset,
-            "status": f"{widgets.STATUS_ICONS.get(r.status, '')} {r.status}",
+            "status": r.status,
             "rows": r.rows_done if r.status == "succeeded" else r.rows_total,
             "format": r.format,
             "size": widgets.fmt_bytes(r.bytes) if r.bytes is not None else "",

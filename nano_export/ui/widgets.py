@@ -7,9 +7,12 @@ import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 
+from nano_export.datasets import get_dataset
 from nano_export.errors import (
     BadInput,
     ExportLimitReached,
@@ -22,13 +25,14 @@ from nano_export.models import ExportRecord, ExportRequest
 
 log = logging.getLogger(__name__)
 
-STATUS_ICONS = {
-    "queued": "⏳",
-    "running": "🔄",
-    "succeeded": "✅",
-    "failed": "❌",
-    "cancelled": "⛔",
-    "expired": "🗑️",
+#: Status words as shown: plain text (emoji show as empty boxes without an emoji font).
+STATUS_LABELS = {
+    "queued": "Queued",
+    "running": "Running",
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "expired": "Expired (file removed)",
 }
 
 
@@ -101,6 +105,8 @@ def fmt_usd(value: float | None) -> str:
     """A cost: "$12.34" (more decimals for small amounts)."""
     if value is None:
         return "—"
+    if value == 0:
+        return "$0"
     return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
 
 
@@ -113,7 +119,7 @@ def download_link(rec: ExportRecord) -> None:
     """A download link for a finished export (never the file's bytes through the websocket)."""
     st.markdown(
         f'<a class="nx-download" href="{download_url(rec.id)}" download="{rec.file_name}">'
-        f"⬇️ Download {rec.file_name}</a>",
+        f"Download {rec.file_name}</a>",
         unsafe_allow_html=True,
     )
 
@@ -145,6 +151,19 @@ def cli_command(request: ExportRequest, *, user: str) -> str:
     return shlex.join(words)
 
 
+def display_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows for a grid: blanks for empty cells (see ``tables.blank_nulls``)."""
+    from nano_export.ui.tables import blank_nulls
+
+    return blank_nulls(frame)
+
+
+def column_help(dataset: str) -> dict[str, Any]:
+    """Grid column settings of a dataset: each header's hover help from the data dictionary."""
+    ds = get_dataset(dataset)
+    return {c.name: st.column_config.Column(c.name, help=c.help) for c in ds.columns}
+
+
 def progress_fraction(rec: ExportRecord) -> float:
     """Share of the export done (0..1)."""
     if rec.status == "succeeded":
@@ -156,6 +175,8 @@ def progress_fraction(rec: ExportRecord) -> float:
 
 STYLE = """
 <style>
+/* Less empty space above the title: the page's status and results start higher. */
+[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
 [data-testid="stMetric"] {
   background: rgba(76, 110, 245, 0.06);
   border: 1px solid rgba(76, 110, 245, 0.18);
