@@ -61,7 +61,7 @@ class Site:
         heading = page.get_by_role("heading", name="Explore").first
         for _attempt in range(3):  # a click while the form is still being drawn can be lost
             page.get_by_role("textbox", name="Username").fill(user)
-            page.get_by_role("textbox", name="Password").fill(f"pw-{user}")
+            page.get_by_role("textbox", name="Password").fill(f"pw-{user}-browser")
             page.get_by_role("button", name="Login").click()
             try:
                 heading.wait_for(timeout=15_000)
@@ -72,7 +72,7 @@ class Site:
         # The login cookie is set on the run after the form's: wait for it, so that opening
         # another URL (a new session) logs in by the cookie.
         deadline = time.monotonic() + 20
-        while not any(c["name"] == auth.DEFAULT_COOKIE_NAME for c in context.cookies()):
+        while not any(c["name"] == auth.COOKIE_NAME for c in context.cookies()):
             assert time.monotonic() < deadline, "the login cookie was never set"
             page.wait_for_timeout(200)
         return page
@@ -115,7 +115,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     insert_interactions(engine)
     insert_executions(engine, 320, first_id=101)
     for name, role in USERS.items():
-        auth.add_user(settings.auth_file, username=name, role=role, password=f"pw-{name}")
+        auth.add_user(engine, username=name, role=role, password=f"pw-{name}-browser")
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",

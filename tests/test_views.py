@@ -104,7 +104,7 @@ def cli(settings: Settings, *args: str) -> Result:
 
 
 def test_cli_save_list_show_delete(settings: Settings) -> None:
-    write_users(settings.auth_file, {"ann": "analyst", "bob": "viewer"})
+    write_users(settings, {"ann": "analyst", "bob": "viewer"})
     saved = cli(
         settings,
         *("views", "save", "openai fails", "--user", "ann", "--provider", "openai"),
@@ -130,7 +130,7 @@ def test_cli_save_list_show_delete(settings: Settings) -> None:
 
 
 def test_cli_bad_input_exits_2_and_stores_nothing(settings: Settings) -> None:
-    write_users(settings.auth_file, {"ann": "analyst"})
+    write_users(settings, {"ann": "analyst"})
     bad = cli(settings, "views", "save", "x", "--user", "ann", "--where", "cost_usd >> 1")
     assert bad.exit_code == 2 and "Error:" in bad.output
     both = cli(settings, "views", "save", "x", "--user", "ann", "--success", "--failed")

@@ -16,7 +16,7 @@ from nano_export.settings import Settings
 
 @pytest.fixture
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    write_auth_file(settings.auth_file)
+    write_auth_file(settings)
     with TestClient(Starlette(routes=api.routes(settings))) as test_client:
         yield test_client
 
