@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: int = Field(
         60, ge=5, le=3600, description="Seconds after which a silent export is failed."
     )
+    storage_url: str = Field(
+        "",
+        description="Where export files are kept: an fsspec URL such as s3://bucket/prefix "
+        "(default: EXPORT_DIR). The store's own options come from fsspec's environment "
+        "(FSSPEC_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as key=value text or as JSON lines."
+    )
+    metrics_public: bool = Field(False, description="Serve /api/metrics without an admin token.")
     query_timeout_s: int = Field(
         30,
         ge=1,
@@ -84,6 +94,14 @@ class Settings(BaseSettings):
     def _check_url(cls, value: str) -> str:
         if value and "://" not in value:
             raise ValueError("must be a SQLAlchemy URL such as sqlite:///data/nano.db")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and "://" not in value:
+            raise ValueError("must be an fsspec URL such as s3://bucket/prefix or file:///srv/x")
         return value
 
     @field_validator("base_url")

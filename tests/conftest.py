@@ -123,3 +123,20 @@ def shared_data() -> Path:
             pytest.fail(f"{SHARED_DATA} is missing in CI")
         pytest.skip("shared nano-agent data not present beside the project")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real S3-compatible server (moto) on loopback for the session; its environment."""
+    from s3_server import running_s3_server
+
+    with running_s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as env:
+        yield env
+
+
+@pytest.fixture
+def s3_url(s3_env: dict[str, str]) -> str:
+    """``s3://BUCKET/exports`` on a fresh bucket of the session's S3 server."""
+    from s3_server import new_bucket
+
+    return f"s3://{new_bucket()}/exports"
