@@ -28,12 +28,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nano_export import auth, jobs, tokens
+from nano_export import auth, health, jobs, logs, metrics, tokens
 from nano_export.api_docs import openapi_document
 from nano_export.db import get_engine
 from nano_export.errors import AuthenticationFailed, BadInput, NanoExportError
 from nano_export.models import ExportRecord, ExportRequest, Role
 from nano_export.settings import Settings, get_settings
+from nano_export.storage import Storage, get_storage
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ class _Context:
     def engine(self) -> Engine:
         return get_engine(self.settings.db_url)
 
+    @cached_property
+    def storage(self) -> Storage:
+        return get_storage(self.settings)
+
     def authenticate(self, authorization: str | None, cookies: dict[str, str]) -> Caller:
         """The caller of a request; AuthenticationFailed unless the credentials are valid."""
         settings = self.settings
@@ -132,6 +137,10 @@ def _endpoint(
     """Wrap a handler with authentication, error mapping and one structured log line."""
 
     async def endpoint(request: Request) -> Response:
+        with logs.bind(interface="api"):
+            return await _serve(request)
+
+    async def _serve(request: Request) -> Response:
         started = time.perf_counter()
         user: str | None = None
         try:
@@ -142,7 +151,8 @@ def _endpoint(
                     ctx.authenticate, request.headers.get("authorization"), dict(request.cookies)
                 )
                 user = caller.user
-            response = await handler(request, caller, ctx)
+            with logs.bind(user=user):
+                response = await handler(request, caller, ctx)
         except NanoExportError as exc:
             response = _error(exc.http_status, str(exc))
         except Exception:
@@ -252,7 +262,15 @@ async def _download(request: Request, caller: Caller, ctx: _Context) -> Response
 
 
 async def _health(request: Request, caller: Caller, ctx: _Context) -> Response:
-    return JSONResponse({"status": "ok"})
+    result = await run_in_threadpool(health.check, ctx.engine, ctx.settings, ctx.storage)
+    return JSONResponse(result.public(), status_code=200 if result.ok else 503)
+
+
+async def _metrics(request: Request, caller: Caller, ctx: _Context) -> Response:
+    if not ctx.settings.metrics_public and caller.role != "admin":
+        raise ApiError("only admins may read the metrics (or set NANO_EXPORT_METRICS_PUBLIC)", 403)
+    body = await run_in_threadpool(metrics.render, ctx.engine)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
 async def _openapi(request: Request, caller: Caller, ctx: _Context) -> Response:
@@ -268,11 +286,16 @@ def routes(settings: Settings | None = None) -> list[BaseRoute]:
 
     Settings are read here, so a bad ``NANO_EXPORT_*`` value stops the server at start.
     """
-    _ensure_log_handler()
     ctx = _Context(settings or get_settings())
+    logs.configure(ctx.settings.log_format)
     any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     return [
         Route("/api/health", _endpoint(ctx, _health, public=True), methods=["GET"]),
+        Route(
+            "/api/metrics",
+            _endpoint(ctx, _metrics, public=ctx.settings.metrics_public),
+            methods=["GET"],
+        ),
         Route("/api/openapi.json", _endpoint(ctx, _openapi, public=True), methods=["GET"]),
         Route("/api/exports", _endpoint(ctx, _create), methods=["POST"]),
         Route("/api/exports", _endpoint(ctx, _list), methods=["GET"]),
@@ -303,34 +326,3 @@ class IdentityDownloads:
 def middleware() -> list[Middleware]:
     """Middleware for ``st.App(..., middleware=middleware())``."""
     return [Middleware(IdentityDownloads)]
-
-
-class KeyValueFormatter(logging.Formatter):
-    """``level=INFO logger=… msg=… key=value …``: the record's ``extra`` fields included."""
-
-    _standard = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        """One line per record."""
-        parts = [
-            f"at={self.formatTime(record)}",
-            f"level={record.levelname}",
-            f"logger={record.name}",
-            f"msg={record.getMessage()!r}",
-        ]
-        parts += [f"{k}={v!r}" for k, v in vars(record).items() if k not in self._standard]
-        line = " ".join(parts)
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-def _ensure_log_handler() -> None:
-    """Send the package's INFO logs to stderr when nothing else configured logging."""
-    package = logging.getLogger("nano_export")
-    if package.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(KeyValueFormatter())
-    package.addHandler(handler)
-    package.setLevel(logging.INFO)

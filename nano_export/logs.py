@@ -102,6 +102,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each line (unless given a stream)."""
+
+    _fixed: Any = None
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return self._fixed if self._fixed is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._fixed = value
+
+
 def formatter(log_format: LogFormat) -> logging.Formatter:
     """The formatter of ``log_format``."""
     return JsonFormatter() if log_format == "json" else KeyValueFormatter()
@@ -112,7 +126,7 @@ def configure(log_format: LogFormat, *, level: int = logging.INFO) -> None:
     package = logging.getLogger("nano_export")
     for old in [h for h in package.handlers if h.get_name() == _HANDLER_NAME]:
         package.removeHandler(old)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter(log_format))
     package.addHandler(handler)

@@ -10,7 +10,7 @@ import pytest
 from api_server import write_auth_file
 from sqlalchemy import Engine
 
-from nano_export import api, tokens
+from nano_export import api, logs, tokens
 from nano_export.errors import AuthenticationFailed
 from nano_export.settings import Settings
 
@@ -99,5 +99,5 @@ def test_key_value_formatter_prints_the_extra_fields() -> None:
     record = logging.makeLogRecord(
         {"name": "nano_export.api", "levelname": "INFO", "msg": "api request", "status": 202}
     )
-    line = api.KeyValueFormatter().format(record)
+    line = logs.KeyValueFormatter().format(record)
     assert "msg='api request'" in line and "status=202" in line
