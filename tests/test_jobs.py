@@ -23,6 +23,7 @@ from nano_export.errors import (
     NotReady,
     PermissionDenied,
 )
+from nano_export.jobs import running
 from nano_export.models import ExportRequest, FilterSpec, Role
 from nano_export.schema import export_slots, exports
 from nano_export.settings import Settings
@@ -330,14 +331,14 @@ def test_the_heartbeat_beats_while_a_slow_count_runs(
     loaded: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = get_engine(loaded.db_url)
-    real_count = jobs.count_rows
+    real_count = running.count_rows
 
     def slow_count(conn, plan):  # type: ignore[no-untyped-def]
         time.sleep(1.5)
         return real_count(conn, plan)
 
-    monkeypatch.setattr(jobs, "count_rows", slow_count)
-    monkeypatch.setattr(jobs, "HEARTBEAT_EVERY_S", 0.2)
+    monkeypatch.setattr(running, "count_rows", slow_count)
+    monkeypatch.setattr(running, "HEARTBEAT_EVERY_S", 0.2)
     rec = jobs.submit_export(
         engine,
         loaded,

@@ -1,0 +1,181 @@
+"""Running one export to its end, whichever runner calls it: the job body and its heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Engine, and_, delete, select, update
+
+from nano_export.db import utcnow
+from nano_export.errors import ExportCancelled
+from nano_export.exporter import ExportPlan, count_rows, run_export
+from nano_export.jobs.records import audit_job, finish, load, reason_of
+from nano_export.models import ACTIVE_STATUSES
+from nano_export.schema import export_slots, exports
+from nano_export.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY_S = 10.0
+ProgressHook = Callable[[int, int | None], None]
+
+
+class _Superseded(Exception):
+    """The export's row was finished by another process (the reaper) while it still ran."""
+
+
+class Heartbeat:
+    """Touches the export row every few seconds while the export runs, even inside a slow query."""
+
+    def __init__(self, engine: Engine, export_id: str) -> None:
+        self._engine = engine
+        self._id = export_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{export_id[:8]}")
+        self._thread.daemon = True
+
+    def start(self) -> None:
+        """Begin beating."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating (safe to call twice, or before ``start``)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_EVERY_S):
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        update(exports)
+                        .where(exports.c.id == self._id, exports.c.status.in_(ACTIVE_STATUSES))
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # a missed beat is retried; the reaper tolerates a minute
+                log.warning("heartbeat failed", extra={"export_id": self._id}, exc_info=True)
+
+
+def run_job(
+    engine: Engine,
+    settings: Settings,
+    export_id: str,
+    plan: ExportPlan,
+    path: Path,
+    on_progress: ProgressHook | None,
+) -> None:
+    """Run one export to its end, recording every outcome on its row and in the audit log."""
+    rec = load(engine, export_id)
+    # The heartbeat runs from the start: a slow COUNT must not look like a dead worker.
+    heartbeat = Heartbeat(engine, export_id)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(exports)
+                .where(exports.c.id == export_id)
+                .values(status="running", started_at=utcnow(), heartbeat_at=utcnow())
+            )
+            audit_job(conn, rec, "export.started")
+        heartbeat.start()
+        with engine.connect() as conn:
+            total = count_rows(conn, plan)
+        with engine.begin() as conn:
+            conn.execute(update(exports).where(exports.c.id == export_id).values(rows_total=total))
+        if on_progress is not None:
+            on_progress(0, total)
+
+        last_check = 0.0
+        cancelled = False
+
+        def progress(rows: int) -> None:
+            with engine.begin() as conn:
+                alive = conn.execute(
+                    update(exports)
+                    .where(exports.c.id == export_id, exports.c.status == "running")
+                    .values(rows_done=rows, heartbeat_at=utcnow())
+                ).rowcount
+            if alive != 1:
+                raise _Superseded("another process marked this export as failed")
+            if on_progress is not None:
+                on_progress(rows, total)
+
+        def should_cancel() -> bool:
+            nonlocal last_check, cancelled
+            now = time.monotonic()
+            if now - last_check < 0.5:
+                return cancelled
+            last_check = now
+            with engine.connect() as conn:
+                cancelled = bool(
+                    conn.execute(
+                        select(exports.c.cancel_requested).where(exports.c.id == export_id)
+                    ).scalar_one()
+                )
+            return cancelled
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        result = run_export(
+            engine,
+            plan,
+            out_path=path,
+            secret=settings.resolved_secret(),
+            chunk_rows=settings.chunk_rows,
+            on_progress=progress,
+            should_cancel=should_cancel,
+        )
+        heartbeat.stop()
+        with engine.begin() as conn:
+            done = conn.execute(
+                update(exports)
+                .where(
+                    and_(
+                        exports.c.id == export_id,
+                        exports.c.status == "running",
+                        exports.c.cancel_requested.is_(False),
+                    )
+                )
+                .values(
+                    status="succeeded",
+                    rows_done=result.rows,
+                    rows_total=result.rows,
+                    bytes=result.bytes,
+                    sha256=result.sha256,
+                    file_path=str(result.path),
+                    finished_at=utcnow(),
+                    heartbeat_at=utcnow(),
+                )
+            )
+            if done.rowcount == 1:
+                conn.execute(delete(export_slots).where(export_slots.c.export_id == export_id))
+                audit_job(
+                    conn,
+                    rec,
+                    "export.succeeded",
+                    rows=result.rows,
+                    details={"bytes": result.bytes, "sha256": result.sha256},
+                )
+        # Cancelled, or failed by the reaper, while the last chunk was written.
+        if done.rowcount != 1:
+            result.path.unlink(missing_ok=True)
+            if load(engine, export_id).status != "running":
+                raise _Superseded("another process marked this export as failed")
+            raise ExportCancelled("export cancelled")
+    except _Superseded:
+        log.warning("export superseded", extra={"export_id": export_id})
+    except ExportCancelled:
+        with engine.begin() as conn:
+            finish(conn, export_id, status="cancelled", values={"error": "cancelled"})
+        log.info("export cancelled", extra={"export_id": export_id})
+    except Exception as exc:
+        reason = reason_of(exc)
+        with engine.begin() as conn:
+            finish(conn, export_id, status="failed", values={"error": reason})
+            audit_job(conn, rec, "export.failed", reason=reason)
+        log.error("export failed", extra={"export_id": export_id, "reason": reason}, exc_info=True)
+    finally:
+        heartbeat.stop()
