@@ -17,14 +17,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 import jwt
 from pydantic import ValidationError
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -242,22 +243,35 @@ async def _get(request: Request, caller: Caller, ctx: _Context) -> Response:
     return JSONResponse(record.public())
 
 
+def _attachment(filename: str) -> str:
+    """The ``Content-Disposition`` that Starlette's FileResponse sends for ``filename``."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
+
+
 async def _download(request: Request, caller: Caller, ctx: _Context) -> Response:
-    path, record = await run_in_threadpool(
+    stored, record = await run_in_threadpool(
         jobs.open_download,
         ctx.engine,
         export_id=request.path_params["export_id"],
         user=caller.user,
         role=caller.role,
         interface="api",
-        export_dir=ctx.settings.export_dir,
+        storage=ctx.storage,
     )
-    headers = {"X-Content-SHA256": record.sha256} if record.sha256 else None
-    return FileResponse(
-        path,
-        media_type=CONTENT_TYPES[record.format],
-        filename=record.file_name,
-        headers=headers,
+    headers = {"X-Content-SHA256": record.sha256} if record.sha256 else {}
+    media_type = CONTENT_TYPES[record.format]
+    if stored.local_path is not None:
+        return FileResponse(
+            stored.local_path, media_type=media_type, filename=record.file_name, headers=headers
+        )
+    # From a remote store: the same headers FileResponse sends, the bytes read as they are sent.
+    headers["Content-Disposition"] = _attachment(record.file_name)
+    headers["Content-Length"] = str(stored.size)
+    return StreamingResponse(
+        iterate_in_threadpool(stored.iter_bytes()), media_type=media_type, headers=headers
     )
 
 

@@ -27,6 +27,7 @@ from nano_export.jobs import running
 from nano_export.models import ExportRequest, FilterSpec, Role
 from nano_export.schema import export_slots, exports
 from nano_export.settings import Settings
+from nano_export.storage import Storage
 
 
 def _events(settings: Settings, **kw: str) -> list[str]:
@@ -48,10 +49,16 @@ def _download(
     engine: Engine, export_dir: Path, export_id: str, *, user: str = "ann", role: Role = "analyst"
 ) -> Path:
     """``jobs.open_download`` as the API calls it; the path of the file it would serve."""
-    path, _ = jobs.open_download(
-        engine, export_id=export_id, user=user, role=role, interface="api", export_dir=export_dir
+    stored, _ = jobs.open_download(
+        engine,
+        export_id=export_id,
+        user=user,
+        role=role,
+        interface="api",
+        storage=Storage(export_dir),
     )
-    return path
+    assert stored.local_path is not None
+    return stored.local_path
 
 
 def test_a_finished_export_has_its_file_checksum_and_audit_trail(loaded: Settings) -> None:
@@ -443,7 +450,9 @@ def test_only_finished_exports_kept_in_the_export_folder_are_downloadable(
             file_path=None if path is None else str(path),
         )
     records = {r.id: r for r in jobs.list_exports(engine, user="ann")}
-    downloadable = {i for i, r in records.items() if jobs.downloadable(r, settings.export_dir)}
+    downloadable = {
+        i for i, r in records.items() if jobs.downloadable(r, Storage(settings.export_dir))
+    }
     assert downloadable == {"kept1"}
 
     for export_id in rows:

@@ -10,11 +10,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine, and_, delete, select, update
 
+from nano_export import logs
 from nano_export.db import utcnow
 from nano_export.errors import ExportCancelled
 from nano_export.exporter import ExportPlan, count_rows, run_export
+from nano_export.jobs.files import discard_file, store_file
 from nano_export.jobs.records import audit_job, finish, load, reason_of
-from nano_export.models import ACTIVE_STATUSES
+from nano_export.models import ACTIVE_STATUSES, ExportRecord
 from nano_export.schema import export_slots, exports
 from nano_export.settings import Settings
 
@@ -71,6 +73,19 @@ def run_job(
 ) -> None:
     """Run one export to its end, recording every outcome on its row and in the audit log."""
     rec = load(engine, export_id)
+    with logs.bind(export_id=export_id, user=rec.owner, interface=rec.interface):
+        _run(engine, settings, rec, plan, path, on_progress)
+
+
+def _run(
+    engine: Engine,
+    settings: Settings,
+    rec: ExportRecord,
+    plan: ExportPlan,
+    path: Path,
+    on_progress: ProgressHook | None,
+) -> None:
+    export_id = rec.id
     # The heartbeat runs from the start: a slow COUNT must not look like a dead worker.
     heartbeat = Heartbeat(engine, export_id)
     try:
@@ -128,6 +143,7 @@ def run_job(
             on_progress=progress,
             should_cancel=should_cancel,
         )
+        stored = store_file(settings, export_id, rec.format, result.path)
         heartbeat.stop()
         with engine.begin() as conn:
             done = conn.execute(
@@ -145,7 +161,7 @@ def run_job(
                     rows_total=result.rows,
                     bytes=result.bytes,
                     sha256=result.sha256,
-                    file_path=str(result.path),
+                    file_path=stored,
                     finished_at=utcnow(),
                     heartbeat_at=utcnow(),
                 )
@@ -161,7 +177,7 @@ def run_job(
                 )
         # Cancelled, or failed by the reaper, while the last chunk was written.
         if done.rowcount != 1:
-            result.path.unlink(missing_ok=True)
+            discard_file(settings, export_id, rec.format, stored)
             if load(engine, export_id).status != "running":
                 raise _Superseded("another process marked this export as failed")
             raise ExportCancelled("export cancelled")
