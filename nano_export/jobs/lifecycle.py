@@ -92,7 +92,13 @@ def submit_export(
         deny(engine, user=user, request=request, interface=interface, reason=reason)
         raise ExportLimitReached(reason)
     log.info(
-        "export queued", extra={"export_id": export_id, "user": user, "dataset": plan.dataset.name}
+        "export queued",
+        extra={
+            "export_id": export_id,
+            "user": user,
+            "interface": interface,
+            "dataset": plan.dataset.name,
+        },
     )
     if wait:
         run_job(engine, settings, export_id, plan, path, on_progress)
