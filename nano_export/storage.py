@@ -98,6 +98,7 @@ class Storage:
         finally:
             Path(local_file).unlink(missing_ok=True)
         log.info("export stored", extra={"object": name, "store": self.display})
+        self.remove_leftovers(name)  # an earlier attempt that died mid-upload
         return self.uri(name)
 
     def _discard(self, path: str) -> None:

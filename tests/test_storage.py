@@ -120,3 +120,14 @@ def test_leftover_temporary_objects_of_a_dead_writer_are_removed(
 
 def test_a_prefix_with_nothing_in_it_yet_is_healthy(s3_url: str) -> None:
     Storage(s3_url + "/fresh").check()
+
+
+def test_publishing_removes_temporary_objects_an_earlier_attempt_left(
+    s3_url: str, tmp_path: Path
+) -> None:
+    store = Storage(s3_url)
+    fs = fsspec.filesystem("s3")
+    fs.pipe(f"{store.root}/.abc.csv.dead01.part", b"half an upload")
+    store.publish(staged(tmp_path), "abc.csv")
+    fs.invalidate_cache()
+    assert fs.ls(store.root, detail=False) == [store.path("abc.csv")]
