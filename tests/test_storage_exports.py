@@ -185,3 +185,19 @@ def test_export_log_lines_carry_export_user_interface_and_no_text_or_secret(
     assert all(line["user"] == "ada" and line["interface"] == "notebook" for line in mine)
     for leaked in ("sk-proj-", "@example.com", "jane1", "Answer 1,"):
         assert leaked not in text
+
+
+def test_the_reaper_removes_the_temporary_object_of_a_dead_upload(
+    s3_settings: Settings, engine: Engine
+) -> None:
+    from factories import insert_export
+
+    old = utcnow() - timedelta(minutes=5)
+    staging = s3_settings.export_dir / "dead1.csv"
+    insert_export(engine, owner="ann", export_id="dead1", at=old, file_path=str(staging))
+    fs = fsspec.filesystem("s3")
+    root = s3_settings.storage_url.removeprefix("s3://")
+    fs.pipe(f"{root}/.dead1.csv.a1b2c3.part", b"half an upload")
+    fs.pipe(f"{root}/.other.csv.a1b2c3.part", b"someone else's upload")
+    assert jobs.reap_stale(engine, s3_settings) == 1
+    assert objects(s3_settings.storage_url) == [f"{root}/.other.csv.a1b2c3.part"]

@@ -21,6 +21,7 @@ from nano_export.errors import PermissionDenied
 from nano_export.models import ACTIVE_STATUSES, ExportRequest, Interface, Role
 from nano_export.schema import export_slots, exports
 from nano_export.settings import Settings
+from nano_export.storage import get_storage
 
 
 def take_slot(conn: Connection, *, owner: str, export_id: str, limit: int) -> bool:
@@ -132,6 +133,9 @@ def reap_stale(engine: Engine, settings: Settings, *, now: datetime | None = Non
                 reason=reason,
             )
         remove_leftovers(row.file_path)
+        name = Path(row.file_path or "").name
+        if name.startswith(f"{export_id}."):  # what an upload that died half-way left in the store
+            get_storage(settings).remove_leftovers(name)
         reaped += 1
     return reaped
 
