@@ -131,3 +131,14 @@ def test_publishing_removes_temporary_objects_an_earlier_attempt_left(
     store.publish(staged(tmp_path), "abc.csv")
     fs.invalidate_cache()
     assert fs.ls(store.root, detail=False) == [store.path("abc.csv")]
+
+
+def test_a_remote_store_has_no_local_paths_and_deleting_a_missing_object_is_fine(
+    s3_url: str,
+) -> None:
+    store = Storage(s3_url)
+    assert not store.is_local and store.display == s3_url
+    with pytest.raises(ValueError, match="not a local folder"):
+        store.local_path("abc.csv")
+    store.delete("never-there.csv")
+    assert not store.exists("never-there.csv")

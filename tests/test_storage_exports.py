@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import fsspec
 import pytest
@@ -201,3 +202,18 @@ def test_the_reaper_removes_the_temporary_object_of_a_dead_upload(
     fs.pipe(f"{root}/.other.csv.a1b2c3.part", b"someone else's upload")
     assert jobs.reap_stale(engine, s3_settings) == 1
     assert objects(s3_settings.storage_url) == [f"{root}/.other.csv.a1b2c3.part"]
+
+
+def test_a_stored_file_whose_export_did_not_succeed_after_all_is_discarded(
+    s3_settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    from nano_export.jobs import files
+
+    rec = export(s3_settings, engine)
+    assert rec.file_path
+    files.discard_file(s3_settings, rec.id, rec.format, rec.file_path)
+    assert objects(s3_settings.storage_url) == []
+    elsewhere = tmp_path / "mine.csv"  # a CLI --out file of an export cancelled at the end
+    elsewhere.write_text("a\n")
+    files.discard_file(s3_settings, "x1", "csv", str(elsewhere))
+    assert not elsewhere.exists()
