@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from nano_export.bootstrap import initialize
-from nano_export.db import dispose_engines, get_engine
+from nano_export.db import dispose_engines
 from nano_export.jobs import queue
 from nano_export.settings import Settings, get_settings
 
@@ -99,15 +99,8 @@ class Worker:
         return self.proc.returncode
 
 
-def live_workers(db_url: str) -> int:
-    """Workers registered in procrastinate's table (each registers when it starts)."""
-    with get_engine(db_url).connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM procrastinate_workers")).scalar_one())
-
-
 def start_worker(settings: Settings, work: Path, *args: str, **env: str) -> Worker:
-    """Start ``nano-export worker`` on ``settings``' database; return once it has registered."""
-    before = live_workers(settings.db_url)
+    """Start ``nano-export worker`` on ``settings``' database; return once it has started."""
     log_path = work / f"worker-{uuid.uuid4().hex[:6]}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -119,7 +112,7 @@ def start_worker(settings: Settings, work: Path, *args: str, **env: str) -> Work
         )
     worker = Worker(proc, log_path)
     wait_until(
-        lambda: proc.poll() is not None or live_workers(settings.db_url) > before,
+        lambda: proc.poll() is not None or "Starting worker on" in worker.log(),
         timeout=60,
         what=lambda: f"worker registered:\n{worker.log()[-2000:]}",
     )
