@@ -15,7 +15,9 @@ store = get_storage(settings)
 st.title("History")
 st.caption("Everyone's exports (admin view)." if user.is_admin else "Your exports, newest first.")
 with widgets.friendly_errors():
-    records = jobs.list_exports(engine, user=None if user.is_admin else user.username, limit=500)
+    records = jobs.list_exports(
+        engine, user=None if user.is_admin else user.username, limit=500, settings=settings
+    )
     if not records:
         st.info("No exports yet — start one on the Export page.", icon=":material/inbox:")
         st.stop()

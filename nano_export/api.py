@@ -225,7 +225,10 @@ async def _list(request: Request, caller: Caller, ctx: _Context) -> Response:
     if everyone and caller.role != "admin":
         raise ApiError("only admins may list everyone's exports (?all=1)", 403)
     records: list[ExportRecord] = await run_in_threadpool(
-        jobs.list_exports, ctx.engine, user=None if everyone else caller.user
+        jobs.list_exports,
+        ctx.engine,
+        user=None if everyone else caller.user,
+        settings=ctx.settings,
     )
     if everyone:
         return JSONResponse([{**r.public(), "owner": r.owner} for r in records])
@@ -239,6 +242,7 @@ async def _get(request: Request, caller: Caller, ctx: _Context) -> Response:
         export_id=request.path_params["export_id"],
         user=caller.user,
         role=caller.role,
+        settings=ctx.settings,
     )
     return JSONResponse(record.public())
 

@@ -29,6 +29,7 @@ EVENTS: Final = frozenset(
         "export.denied",
         "export.downloaded",
         "export.expired",
+        "export.retried",
         "login.succeeded",
         "login.failed",
         "logout",

@@ -121,13 +121,24 @@ def formatter(log_format: LogFormat) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else KeyValueFormatter()
 
 
-def configure(log_format: LogFormat, *, level: int = logging.INFO) -> None:
-    """Send the package's logs at ``level`` to stderr in ``log_format``; idempotent."""
-    package = logging.getLogger("nano_export")
-    for old in [h for h in package.handlers if h.get_name() == _HANDLER_NAME]:
-        package.removeHandler(old)
+def configure(
+    log_format: LogFormat, *, level: int = logging.INFO, everything: bool = False
+) -> None:
+    """Send log lines at ``level`` to stderr in ``log_format``; idempotent.
+
+    By default only the package's own logger gets the handler (a server whose framework logs in
+    its own way); ``everything=True`` puts it on the root logger, so the libraries' lines (the job
+    queue's, SQLAlchemy's) come out alike (the command line).
+    """
+    package, root = logging.getLogger("nano_export"), logging.getLogger()
+    for logger in (package, root):
+        for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+            logger.removeHandler(old)
     handler = _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter(log_format))
-    package.addHandler(handler)
-    package.setLevel(level)
+    target = root if everything else package
+    target.addHandler(handler)
+    target.setLevel(level)
+    if everything:
+        package.setLevel(logging.NOTSET)

@@ -171,6 +171,9 @@ exports = Table(
     Column("started_at", UtcDateTime, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
     Column("heartbeat_at", UtcDateTime, nullable=True),
+    # "thread" (a thread of the accepting process) or "queue" (a procrastinate job on any worker).
+    Column("runner", String(16), nullable=False, default="thread", server_default="thread"),
+    Column("attempt", Integer, nullable=False, default=0, server_default="0"),  # runs so far
     Index("ix_exports_owner_created", "owner", "created_at"),
     Index("ix_exports_status", "status"),
 )

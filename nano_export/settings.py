@@ -72,6 +72,21 @@ class Settings(BaseSettings):
         "text", description="Log lines as key=value text or as JSON lines."
     )
     metrics_public: bool = Field(False, description="Serve /api/metrics without an admin token.")
+    embedded_worker: bool = Field(
+        True,
+        description="On PostgreSQL, run an export worker inside the dashboard process "
+        "(false for web-only replicas).",
+    )
+    worker_concurrency: int = Field(
+        2, ge=1, le=64, description="Exports one worker process runs at once (PostgreSQL)."
+    )
+    worker_stall_timeout_s: float = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="Seconds without a worker heartbeat after which its exports run again "
+        "on another worker (PostgreSQL).",
+    )
     query_timeout_s: int = Field(
         30,
         ge=1,
@@ -110,6 +125,11 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @property
+    def uses_queue(self) -> bool:
+        """Whether exports run as jobs on a worker pool (PostgreSQL) rather than in threads."""
+        return self.db_url.startswith("postgresql")
 
     @property
     def db_url(self) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from nano_export import schema
 from nano_export.bootstrap import initialize
 from nano_export.db import dispose_engines, get_engine
+from nano_export.jobs import queue
 from nano_export.settings import Settings, get_settings
 
 PG_URL = os.environ.get("NANO_EXPORT_TEST_PG_URL", "")
@@ -45,6 +46,7 @@ def pg_server_url() -> Iterator[str]:
         initialize_schema_only(url)
         yield url
     finally:
+        queue.stop_embedded()  # exports submitted on PostgreSQL ran on this process's worker
         dispose_engines()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -102,3 +102,22 @@ def test_a_token_authenticated_api_call_logs_user_and_interface_but_not_the_toke
     request_lines = [line for line in lines(captured) if line["msg"] == "api request"]
     assert [(line["user"], line["status"]) for line in request_lines] == [("ann", 200), (None, 401)]
     assert request_lines[0]["interface"] == "api"
+
+
+def test_the_command_line_logs_the_libraries_too_in_the_chosen_format() -> None:
+    root, package = logging.getLogger(), logging.getLogger("nano_export")
+    saved = (list(root.handlers), root.level, list(package.handlers), package.level)
+    try:
+        logs.configure("json", everything=True)
+        ours = [h for h in root.handlers if h.get_name() == "nano_export"]
+        assert len(ours) == 1 and isinstance(ours[0].formatter, logs.JsonFormatter)
+        assert not [h for h in package.handlers if h.get_name() == "nano_export"]
+        stream = io.StringIO()
+        assert isinstance(ours[0], logging.StreamHandler)
+        ours[0].setStream(stream)
+        logging.getLogger("procrastinate.worker").info("Starting worker on all queues")
+        assert json.loads(stream.getvalue())["logger"] == "procrastinate.worker"
+    finally:
+        root.handlers[:], package.handlers[:] = saved[0], saved[2]
+        root.setLevel(saved[1])
+        package.setLevel(saved[3])

@@ -79,7 +79,7 @@ def setup_logging(verbose: bool) -> None:
         log_format = get_settings().log_format
     except InvalidSetting:  # the command itself reports the bad setting
         log_format = "text"
-    logs.configure(log_format, level=logging.INFO if verbose else logging.WARNING)
+    logs.configure(log_format, level=logging.INFO if verbose else logging.WARNING, everything=True)
 
 
 def echo_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -38,6 +38,13 @@ def final_path(export_dir: Path, export_id: str, fmt: ExportFormat) -> Path:
     return export_dir / object_name(export_id, fmt)
 
 
+def is_staged(settings: Settings, export_id: str, fmt: ExportFormat, written: Path) -> bool:
+    """Whether ``written`` is a local copy waiting for a remote store (not a file of its own)."""
+    if get_storage(settings).is_local:
+        return False
+    return written.resolve() == final_path(settings.export_dir, export_id, fmt).resolve()
+
+
 def store_file(settings: Settings, export_id: str, fmt: ExportFormat, written: Path) -> str:
     """Hand a finished file to the export store; returns what the export's row records.
 

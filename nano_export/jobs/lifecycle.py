@@ -6,19 +6,28 @@ import logging
 import secrets
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete, select, update
 
 from nano_export import audit
 from nano_export.db import utcnow
 from nano_export.errors import BadInput, ExportLimitReached
 from nano_export.exporter import plan_export
+from nano_export.jobs import queue
 from nano_export.jobs.files import final_path
 from nano_export.jobs.limits import check_privacy, deny, reap_stale, take_slot
-from nano_export.jobs.records import audit_job, frozen_spec, get_export, load, worker_name
+from nano_export.jobs.records import (
+    audit_job,
+    finish,
+    frozen_spec,
+    get_export,
+    load,
+    reason_of,
+    worker_name,
+)
 from nano_export.jobs.running import ProgressHook, run_job
 from nano_export.jobs.threads import start_thread
 from nano_export.models import ACTIVE_STATUSES, ExportRecord, ExportRequest, Interface, Role
-from nano_export.schema import exports
+from nano_export.schema import export_slots, exports
 from nano_export.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,9 @@ def submit_export(
     check_privacy(engine, user=user, role=role, request=request, interface=interface)
     export_id = secrets.token_urlsafe(18)
     path = out_path or final_path(settings.export_dir, export_id, request.format)
+    # On PostgreSQL a worker runs it; an export the caller waits for, or one written to the
+    # caller's own file, runs here.
+    runner = "queue" if settings.uses_queue and not wait and out_path is None else "thread"
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(
@@ -64,6 +76,7 @@ def submit_export(
                 interface=interface,
                 worker=worker_name(),
                 cancel_requested=False,
+                runner=runner,
                 created_at=now,
                 heartbeat_at=now,
             )
@@ -100,11 +113,28 @@ def submit_export(
             "dataset": plan.dataset.name,
         },
     )
-    if wait:
+    if runner == "queue":
+        _defer(engine, settings, export_id)
+    elif wait:
         run_job(engine, settings, export_id, plan, path, on_progress)
     else:
         start_thread(engine, settings, export_id, plan, path, on_progress)
     return load(engine, export_id)
+
+
+def _defer(engine: Engine, settings: Settings, export_id: str) -> None:
+    """Hand the export to the worker pool; if the queue cannot take it, the export fails."""
+    try:
+        queue.defer_export(settings, export_id)
+    except Exception as exc:
+        reason = f"could not queue the export: {reason_of(exc)}"
+        rec = load(engine, export_id)
+        with engine.begin() as conn:
+            if finish(conn, export_id, status="failed", values={"error": reason}):
+                audit_job(conn, rec, "export.failed", reason=reason)
+        log.error("export not queued", extra={"export_id": export_id, "reason": reason})
+        return
+    queue.start_embedded(settings)
 
 
 def cancel_export(
@@ -122,5 +152,21 @@ def cancel_export(
             raise BadInput(f"export {export_id} is {rec.status}; only a running export can stop")
         audit_job(
             conn, rec, "export.cancelled", actor=user, interface=interface, rows=rec.rows_done
+        )
+        # A job still waiting for a worker ends now (its job finds it ended and does nothing);
+        # a running one stops at its next cancel check.
+        conn.execute(
+            update(exports)
+            .where(
+                exports.c.id == export_id, exports.c.status == "queued", exports.c.runner == "queue"
+            )
+            .values(status="cancelled", error="cancelled", finished_at=utcnow())
+        )
+        conn.execute(
+            delete(export_slots).where(
+                export_slots.c.export_id == export_id,
+                select(exports.c.status).where(exports.c.id == export_id).scalar_subquery()
+                == "cancelled",
+            )
         )
     return load(engine, export_id)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nano_export import audit, privacy
@@ -97,10 +97,14 @@ def check_privacy(
 
 
 def reap_stale(engine: Engine, settings: Settings, *, now: datetime | None = None) -> int:
-    """Fail exports whose heartbeat is older than the timeout and free their slots."""
+    """Fail exports whose heartbeat is older than the timeout and free their slots.
+
+    Only exports run by threads: a queued job waits for a worker as long as it takes, and one whose
+    worker died is run again by the queue (``jobs.queue.retry_stalled``).
+    """
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.heartbeat_timeout_s)
-    active = exports.c.status.in_(ACTIVE_STATUSES)
+    active = and_(exports.c.status.in_(ACTIVE_STATUSES), exports.c.runner == "thread")
     with engine.connect() as conn:
         stale = conn.execute(
             select(exports.c.id).where(active, exports.c.heartbeat_at < cutoff)

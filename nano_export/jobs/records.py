@@ -14,6 +14,7 @@ from nano_export import audit
 from nano_export.db import as_utc, utcnow
 from nano_export.errors import NotFound
 from nano_export.exporter import ExportPlan
+from nano_export.jobs.limits import reap_stale
 from nano_export.models import (
     ACTIVE_STATUSES,
     ExportRecord,
@@ -23,6 +24,7 @@ from nano_export.models import (
     Role,
 )
 from nano_export.schema import export_slots, exports
+from nano_export.settings import Settings
 
 
 def worker_name() -> str:
@@ -67,14 +69,29 @@ def load(engine: Engine, export_id: str) -> ExportRecord:
     return to_record(row)
 
 
-def finish(conn: Connection, export_id: str, *, status: str, values: dict[str, Any]) -> None:
-    """Give the export its final ``status`` and free its slot, in the caller's transaction."""
-    conn.execute(
-        update(exports)
-        .where(exports.c.id == export_id)
-        .values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
-    )
+def finish(
+    conn: Connection,
+    export_id: str,
+    *,
+    status: str,
+    values: dict[str, Any],
+    attempt: int | None = None,
+) -> bool:
+    """Give the export its final ``status`` and free its slot, in the caller's transaction.
+
+    With ``attempt``, only while that run is still the export's latest (a run given up on and
+    started again elsewhere must not finish it). True when the row changed.
+    """
+    stmt = update(exports).where(exports.c.id == export_id)
+    if attempt is not None:
+        stmt = stmt.where(exports.c.attempt == attempt, exports.c.status.in_(ACTIVE_STATUSES))
+    changed = conn.execute(
+        stmt.values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
+    ).rowcount
+    if changed != 1:
+        return False
     conn.execute(delete(export_slots).where(export_slots.c.export_id == export_id))
+    return True
 
 
 def audit_job(
@@ -105,8 +122,21 @@ def reason_of(exc: BaseException) -> str:
     return text[:500]
 
 
-def get_export(engine: Engine, *, export_id: str, user: str, role: Role) -> ExportRecord:
-    """The export if the caller owns it or is an admin; otherwise NotFound, revealing nothing."""
+def get_export(
+    engine: Engine,
+    *,
+    export_id: str,
+    user: str,
+    role: Role,
+    settings: Settings | None = None,
+) -> ExportRecord:
+    """The export if the caller owns it or is an admin; otherwise NotFound, revealing nothing.
+
+    With ``settings``, a dead export (heartbeat older than the timeout) is failed first, so every
+    reader sees it as it is.
+    """
+    if settings is not None:
+        reap_stale(engine, settings)
     try:
         rec = load(engine, export_id)
     except NotFound:
@@ -117,9 +147,18 @@ def get_export(engine: Engine, *, export_id: str, user: str, role: Role) -> Expo
 
 
 def list_exports(
-    engine: Engine, *, user: str | None = None, limit: int | None = None
+    engine: Engine,
+    *,
+    user: str | None = None,
+    limit: int | None = None,
+    settings: Settings | None = None,
 ) -> list[ExportRecord]:
-    """Exports newest first: one user's, or everyone's when ``user`` is None."""
+    """Exports newest first: one user's, or everyone's when ``user`` is None.
+
+    With ``settings``, dead exports are failed first (as in :func:`get_export`).
+    """
+    if settings is not None:
+        reap_stale(engine, settings)
     stmt = select(exports).order_by(exports.c.created_at.desc(), exports.c.id)
     if user is not None:
         stmt = stmt.where(exports.c.owner == user)

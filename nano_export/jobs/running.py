@@ -14,8 +14,8 @@ from nano_export import logs
 from nano_export.db import utcnow
 from nano_export.errors import ExportCancelled
 from nano_export.exporter import ExportPlan, count_rows, run_export
-from nano_export.jobs.files import discard_file, store_file
-from nano_export.jobs.records import audit_job, finish, load, reason_of
+from nano_export.jobs.files import discard_file, is_staged, store_file
+from nano_export.jobs.records import audit_job, finish, load, reason_of, worker_name
 from nano_export.models import ACTIVE_STATUSES, ExportRecord
 from nano_export.schema import export_slots, exports
 from nano_export.settings import Settings
@@ -33,9 +33,10 @@ class _Superseded(Exception):
 class Heartbeat:
     """Touches the export row every few seconds while the export runs, even inside a slow query."""
 
-    def __init__(self, engine: Engine, export_id: str) -> None:
+    def __init__(self, engine: Engine, export_id: str, attempt: int) -> None:
         self._engine = engine
         self._id = export_id
+        self._attempt = attempt
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{export_id[:8]}")
         self._thread.daemon = True
@@ -56,11 +57,37 @@ class Heartbeat:
                 with self._engine.begin() as conn:
                     conn.execute(
                         update(exports)
-                        .where(exports.c.id == self._id, exports.c.status.in_(ACTIVE_STATUSES))
+                        .where(
+                            exports.c.id == self._id,
+                            exports.c.attempt == self._attempt,
+                            exports.c.status.in_(ACTIVE_STATUSES),
+                        )
                         .values(heartbeat_at=utcnow())
                     )
             except Exception:  # a missed beat is retried; the reaper tolerates a minute
                 log.warning("heartbeat failed", extra={"export_id": self._id}, exc_info=True)
+
+
+def _start(engine: Engine, rec: ExportRecord) -> int | None:
+    """Mark the export running as a new attempt; None when it already ended (cancelled, failed)."""
+    with engine.begin() as conn:
+        attempt = conn.execute(
+            update(exports)
+            .where(exports.c.id == rec.id, exports.c.status.in_(ACTIVE_STATUSES))
+            .values(
+                status="running",
+                started_at=utcnow(),
+                heartbeat_at=utcnow(),
+                rows_done=0,
+                worker=worker_name(),
+                attempt=exports.c.attempt + 1,
+            )
+            .returning(exports.c.attempt)
+        ).scalar_one_or_none()
+        if attempt is not None:
+            again = {"attempt": attempt} if attempt > 1 else None
+            audit_job(conn, rec, "export.started", details=again)
+    return attempt
 
 
 def run_job(
@@ -71,7 +98,12 @@ def run_job(
     path: Path,
     on_progress: ProgressHook | None,
 ) -> None:
-    """Run one export to its end, recording every outcome on its row and in the audit log."""
+    """Run one export to its end, recording every outcome on its row and in the audit log.
+
+    Each run is a new ``attempt`` of the export. Every write of this run is fenced by it, so a run
+    that was given up on (its worker stopped answering and the job started again elsewhere) can
+    neither finish the export nor touch the file the newer run publishes.
+    """
     rec = load(engine, export_id)
     with logs.bind(export_id=export_id, user=rec.owner, interface=rec.interface):
         _run(engine, settings, rec, plan, path, on_progress)
@@ -86,21 +118,19 @@ def _run(
     on_progress: ProgressHook | None,
 ) -> None:
     export_id = rec.id
+    attempt = _start(engine, rec)
+    if attempt is None:
+        log.info("export already ended", extra={"export_id": export_id})
+        return
+    mine = and_(exports.c.id == export_id, exports.c.attempt == attempt)
     # The heartbeat runs from the start: a slow COUNT must not look like a dead worker.
-    heartbeat = Heartbeat(engine, export_id)
+    heartbeat = Heartbeat(engine, export_id, attempt)
     try:
-        with engine.begin() as conn:
-            conn.execute(
-                update(exports)
-                .where(exports.c.id == export_id)
-                .values(status="running", started_at=utcnow(), heartbeat_at=utcnow())
-            )
-            audit_job(conn, rec, "export.started")
         heartbeat.start()
         with engine.connect() as conn:
             total = count_rows(conn, plan)
         with engine.begin() as conn:
-            conn.execute(update(exports).where(exports.c.id == export_id).values(rows_total=total))
+            conn.execute(update(exports).where(mine).values(rows_total=total))
         if on_progress is not None:
             on_progress(0, total)
 
@@ -111,11 +141,11 @@ def _run(
             with engine.begin() as conn:
                 alive = conn.execute(
                     update(exports)
-                    .where(exports.c.id == export_id, exports.c.status == "running")
+                    .where(mine, exports.c.status == "running")
                     .values(rows_done=rows, heartbeat_at=utcnow())
                 ).rowcount
             if alive != 1:
-                raise _Superseded("another process marked this export as failed")
+                raise _Superseded("another process ended or took over this export")
             if on_progress is not None:
                 on_progress(rows, total)
 
@@ -143,17 +173,23 @@ def _run(
             on_progress=progress,
             should_cancel=should_cancel,
         )
+        # Publish only while this run still owns the export (the heartbeat goes on meanwhile): a
+        # run given up on must not replace the object a newer run stored.
+        with engine.connect() as conn:
+            owned = conn.execute(select(exports.c.id).where(mine)).first() is not None
+        if not owned:
+            if is_staged(settings, export_id, rec.format, result.path):
+                result.path.unlink(missing_ok=True)
+            raise _Superseded("another run took over this export")
         stored = store_file(settings, export_id, rec.format, result.path)
         heartbeat.stop()
         with engine.begin() as conn:
             done = conn.execute(
                 update(exports)
                 .where(
-                    and_(
-                        exports.c.id == export_id,
-                        exports.c.status == "running",
-                        exports.c.cancel_requested.is_(False),
-                    )
+                    mine,
+                    exports.c.status == "running",
+                    exports.c.cancel_requested.is_(False),
                 )
                 .values(
                     status="succeeded",
@@ -175,23 +211,31 @@ def _run(
                     rows=result.rows,
                     details={"bytes": result.bytes, "sha256": result.sha256},
                 )
-        # Cancelled, or failed by the reaper, while the last chunk was written.
+        # Cancelled, failed by the reaper, or taken over, while the last chunk was written.
         if done.rowcount != 1:
+            with engine.connect() as conn:
+                now_row = conn.execute(
+                    select(exports.c.status, exports.c.attempt).where(exports.c.id == export_id)
+                ).one()
+            if now_row.attempt != attempt:  # the newer run owns the final path: leave it be
+                raise _Superseded("another run took over this export")
             discard_file(settings, export_id, rec.format, stored)
-            if load(engine, export_id).status != "running":
+            if now_row.status != "running":
                 raise _Superseded("another process marked this export as failed")
             raise ExportCancelled("export cancelled")
     except _Superseded:
         log.warning("export superseded", extra={"export_id": export_id})
     except ExportCancelled:
         with engine.begin() as conn:
-            finish(conn, export_id, status="cancelled", values={"error": "cancelled"})
+            finish(
+                conn, export_id, status="cancelled", values={"error": "cancelled"}, attempt=attempt
+            )
         log.info("export cancelled", extra={"export_id": export_id})
     except Exception as exc:
         reason = reason_of(exc)
         with engine.begin() as conn:
-            finish(conn, export_id, status="failed", values={"error": reason})
-            audit_job(conn, rec, "export.failed", reason=reason)
+            if finish(conn, export_id, status="failed", values={"error": reason}, attempt=attempt):
+                audit_job(conn, rec, "export.failed", reason=reason)
         log.error("export failed", extra={"export_id": export_id, "reason": reason}, exc_info=True)
     finally:
         heartbeat.stop()
