@@ -1,7 +1,8 @@
 """Two dashboard replicas on one PostgreSQL database and one S3 store (all on loopback).
 
-An export started on replica A through the API is followed, listed and downloaded on replica B
-with the same API token; its bytes match its sha256. (The browser variant — log in on A, download
+Two web-only dashboards and two ``nano-export worker`` processes: an export started on replica A
+through the API runs on a worker, and is followed, listed and downloaded on replica B with the
+same API token; its bytes match its sha256. (The browser variant — log in on A, download
 on B with the same cookie — needs users and the secret in the database; here both replicas share
 the secret key through their settings.)
 """
@@ -9,31 +10,34 @@ the secret key through their settings.)
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from api_server import Server, insert_executions
-from cluster import own_database, replicas
+from cluster import Cluster, cluster, own_database
 from conftest import PG_URL
 from s3_server import new_bucket
+from sqlalchemy import select
+
+from nano_export.schema import exports
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 ROWS = 3_000
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    tmp_path_factory: pytest.TempPathFactory, s3_env: dict[str, str]
-) -> Iterator[tuple[Server, Server]]:
+def replicas(tmp_path_factory: pytest.TempPathFactory, s3_env: dict[str, str]) -> Iterator[Cluster]:
+    """Dashboards A and B (no embedded workers) and two ``nano-export worker`` processes."""
     if not PG_URL:
         pytest.skip("NANO_EXPORT_TEST_PG_URL is not set")
     work = tmp_path_factory.mktemp("cluster")
     storage_url = f"s3://{new_bucket()}/exports"
-    with own_database(PG_URL) as db_url, replicas(work, db_url, storage_url, s3_env) as servers:
-        insert_executions(servers[0].engine, ROWS)
-        yield servers[0], servers[1]
+    with own_database(PG_URL) as db_url, cluster(work, db_url, storage_url, s3_env) as running:
+        insert_executions(running.servers[0].engine, ROWS)
+        yield running
 
 
 def wait_done(server: Server, token_user: str, export_id: str, timeout: float = 120) -> dict:
@@ -48,9 +52,9 @@ def wait_done(server: Server, token_user: str, export_id: str, timeout: float = 
 
 
 def test_export_started_on_a_downloads_from_b_with_the_same_token(
-    cluster: tuple[Server, Server],
+    replicas: Cluster,
 ) -> None:
-    a, b = cluster
+    a, b = replicas.servers
     token = a.tokens["ann"]
     with a.client() as client:
         started = client.post(
@@ -73,15 +77,21 @@ def test_export_started_on_a_downloads_from_b_with_the_same_token(
     assert download.headers["x-content-sha256"] == record["sha256"]
     assert int(download.headers["content-length"]) == record["bytes"] == len(download.content)
     assert download.content.count(b"\n") == ROWS + 1
-    # Nothing of it stays on A's disk: the file lives in the store.
-    assert not any(Path(a.settings.export_dir).glob(f"{export_id}*"))
+    # A worker ran it, and nothing of it stays on any disk: the file lives in the store.
+    with a.engine.connect() as conn:
+        ran_on = conn.execute(select(exports.c.worker).where(exports.c.id == export_id)).scalar()
+    assert ran_on in {f"{os.uname().nodename}:{w.proc.pid}" for w in replicas.workers}
+    for folder in [s.settings.export_dir for s in replicas.servers] + [
+        w.log_path.parent / "data" / "exports" for w in replicas.workers
+    ]:
+        assert not any(Path(folder).glob(f"*{export_id}*"))
 
 
 def test_both_replicas_are_healthy_and_report_the_same_metrics(
-    cluster: tuple[Server, Server],
+    replicas: Cluster,
 ) -> None:
     bodies = []
-    for server in cluster:
+    for server in replicas.servers:
         with server.client("ada") as client:
             health = client.get("/api/health")
             assert health.status_code == 200, health.text
