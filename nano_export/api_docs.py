@@ -173,7 +173,8 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": '{"status": "ok", "database": "ok", "storage": "ok", '
-                            '"workers": {"kind", "live"}, "queued", "running", "reasons": []}'
+                            '"workers": {"kind", "live"}, "queued", "running", "reasons": [], '
+                            '"warnings": []}'
                         },
                         "503": {"description": 'the same, "status": "unavailable", with reasons'},
                     },

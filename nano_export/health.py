@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from nano_export.schema import exports
 from nano_export.settings import Settings
@@ -31,7 +31,7 @@ class WorkerStatus:
 
 @dataclass
 class Health:
-    """The answer of :func:`check`; ``ok`` is False when any reason is given."""
+    """The answer of :func:`check`; ``ok`` is False when any reason is given (not a warning)."""
 
     database: str = "ok"
     storage: str = "ok"
@@ -39,6 +39,7 @@ class Health:
     queued: int | None = None
     running: int | None = None
     reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -58,15 +59,35 @@ class Health:
             "queued": self.queued,
             "running": self.running,
             "reasons": self.reasons,
+            "warnings": self.warnings,
         }
 
 
 def worker_status(engine: Engine, settings: Settings) -> WorkerStatus:
-    """Who runs the exports of this installation.
+    """Who runs the exports of this installation, and how many of them are alive.
 
-    Exports run in threads of the process that accepted them: this one is live by answering.
+    On SQLite exports run in threads of the process that accepted them: this one is live by
+    answering. On PostgreSQL they run on procrastinate workers (``nano-export worker``, or the
+    dashboards' embedded ones); a worker is live while its heartbeat is younger than the stall
+    timeout.
     """
-    return WorkerStatus(kind="embedded threads", live=1)
+    if not settings.uses_queue:
+        return WorkerStatus(kind="embedded threads", live=1)
+    with engine.connect() as conn:
+        live = conn.execute(
+            text(
+                "SELECT count(*) FROM procrastinate_workers "
+                "WHERE last_heartbeat > now() - make_interval(secs => :secs)"
+            ),
+            {"secs": float(settings.worker_stall_timeout_s)},
+        ).scalar_one()
+    problem = None
+    if not live:
+        problem = (
+            "no export worker is running: exports wait in the queue until one starts "
+            "(nano-export worker, or a dashboard with NANO_EXPORT_EMBEDDED_WORKER=true)"
+        )
+    return WorkerStatus(kind="procrastinate", live=int(live), problem=problem)
 
 
 def _failure(what: str, exc: BaseException) -> str:
@@ -103,6 +124,8 @@ def check(engine: Engine, settings: Settings, storage: Storage) -> Health:
         except Exception as exc:
             health.reasons.append(f"the workers cannot be counted: {_failure('workers', exc)}")
         else:
+            # Pages and downloads still work without workers: a warning, not a 503 that would
+            # take every replica out of the load balancer.
             if health.workers.problem:
-                health.reasons.append(health.workers.problem)
+                health.warnings.append(health.workers.problem)
     return health

@@ -10,12 +10,13 @@ import factories
 import pytest
 from api_server import write_auth_file
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from nano_export import api, tokens
-from nano_export.settings import Settings
+from nano_export.db import get_engine
+from nano_export.settings import Settings, get_settings
 
 
 def client_for(settings: Settings) -> TestClient:
@@ -34,8 +35,12 @@ def bearer(engine: Engine, user: str) -> dict[str, str]:
 
 
 def test_health_reports_database_storage_workers_and_the_queue(
-    client: TestClient, engine: Engine
+    client: TestClient, engine: Engine, db_url: str
 ) -> None:
+    if not db_url.startswith("sqlite"):
+        with engine.begin() as conn:  # one live worker (procrastinate's heartbeat row)
+            conn.execute(text("DELETE FROM procrastinate_workers"))
+            conn.execute(text("INSERT INTO procrastinate_workers DEFAULT VALUES"))
     for status in ("queued", "running", "running", "succeeded"):
         factories.insert_export(engine, owner="ann", status=status)
     response = client.get("/api/health")
@@ -44,11 +49,38 @@ def test_health_reports_database_storage_workers_and_the_queue(
         "status": "ok",
         "database": "ok",
         "storage": "ok",
-        "workers": {"kind": "embedded threads", "live": 1},
+        "workers": {
+            "kind": "embedded threads" if db_url.startswith("sqlite") else "procrastinate",
+            "live": 1,
+        },
         "queued": 1,
         "running": 2,
         "reasons": [],
+        "warnings": [],
     }
+
+
+@pytest.mark.postgres
+def test_health_warns_but_stays_200_when_no_worker_is_alive(
+    pg_server_url: str, tmp_path: Path
+) -> None:
+    engine = get_engine(pg_server_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM procrastinate_workers"))
+        conn.execute(
+            text(
+                "INSERT INTO procrastinate_workers (last_heartbeat) "
+                "VALUES (now() - interval '1 hour')"
+            )
+        )
+    pg = get_settings(database_url=pg_server_url, data_dir=tmp_path / "data", secret_key="k" * 40)
+    pg.data_dir.mkdir(parents=True)
+    with client_for(pg) as c:
+        response = c.get("/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["workers"] == {"kind": "procrastinate", "live": 0}
+    assert body["warnings"][0].startswith("no export worker is running")
 
 
 def test_health_is_503_naming_the_store_when_it_cannot_be_used(
@@ -77,8 +109,6 @@ def test_health_is_503_when_the_s3_bucket_is_missing(
 
 
 def test_health_is_503_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
-    from nano_export.settings import get_settings
-
     settings = get_settings(
         data_dir=tmp_path / "data",
         database_url=f"sqlite:///{tmp_path / 'missing-folder' / 'nano.db'}",
