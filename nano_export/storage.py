@@ -156,7 +156,11 @@ class Storage:
         return removed
 
     def check(self) -> None:
-        """Raise StorageError unless the store can be listed (the local folder is created)."""
+        """Raise StorageError unless the store can be reached (the local folder is created).
+
+        A remote store is asked about its root only (one small request, however many objects
+        it holds); a prefix that holds nothing yet is fine when its bucket exists.
+        """
         try:
             if self.is_local:
                 Path(self.root).mkdir(parents=True, exist_ok=True)
@@ -164,17 +168,15 @@ class Storage:
                     raise PermissionError(f"{self.root} is not writable")
                 return
             self.fs.invalidate_cache(self.root)
-            self.fs.ls(self.root, detail=False)
+            try:
+                self.fs.info(self.root)
+            except FileNotFoundError:
+                bucket = self.root.split("/", 1)[0]
+                if bucket == self.root:
+                    raise
+                self.fs.info(bucket)
         except FileNotFoundError:
-            if "/" in self.root:  # a prefix that holds nothing yet is fine if its bucket exists
-                try:
-                    self.fs.ls(self.root.split("/", 1)[0], detail=False)
-                    return
-                except Exception as exc:
-                    raise StorageError(f"{self.display}: {_why(exc)}") from exc
-            raise StorageError(f"{self.display}: the bucket or folder does not exist") from None
-        except StorageError:
-            raise
+            raise StorageError(f"{self.display}: the bucket does not exist") from None
         except Exception as exc:
             raise StorageError(f"{self.display}: {_why(exc)}") from exc
 
