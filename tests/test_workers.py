@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from api_server import start_server
 from conftest import PG_URL
 from factories import insert_executions, write_users
 from smtp_server import smtp_server
@@ -298,6 +299,43 @@ def test_two_workers_and_one_due_schedule_send_exactly_one_email(
         finally:
             for worker in workers:
                 worker.stop()
+
+
+@pytest.mark.slow
+def test_an_export_runs_on_the_worker_and_outlives_the_web_process_that_accepted_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path, db_url, {"NANO_EXPORT_EMBEDDED_WORKER": "false"})
+    engine = get_engine(db_url)
+    insert_executions(engine, 40_000)
+    worker_env = worker_settings(
+        db_url, server.settings.data_dir, secret_key=server.settings.secret_key, chunk_rows=1000
+    )
+    worker = start_worker(worker_env, tmp_path)
+    try:
+        with server.client("ann") as client:
+            response = client.post("/api/exports", json={"dataset": "performance-metrics"})
+        assert response.status_code == 202, response.text
+        export_id = response.json()["id"]
+        wait_until(lambda: row(worker_env, export_id)["rows_done"], timeout=60, what="progress")
+        os.kill(server.proc.pid, signal.SIGKILL)  # the web process dies mid-export
+        server.proc.wait(timeout=10)
+        done = jobs.wait_for(engine, export_id, timeout=120)
+        assert done.status == "succeeded"
+        assert done.rows_done == 40_000
+        assert row(worker_env, export_id)["worker"] == worker.name
+        assert row(worker_env, export_id)["attempt"] == 1  # never interrupted
+    finally:
+        server.stop()
+        worker.stop()
+
+
+def test_the_scheduler_command_starts_a_worker_on_postgres(
+    settings: Settings, tmp_path: Path
+) -> None:
+    scheduler = start_worker(settings, tmp_path, command="scheduler")
+    assert "schedules run on workers" in scheduler.log()
+    assert scheduler.stop() == 0
 
 
 def test_the_worker_command_refuses_sqlite_with_a_clear_message(tmp_path: Path) -> None:

@@ -48,11 +48,12 @@ def fresh_database(server_url: str) -> Iterator[str]:
 def worker_settings(db_url: str, data_dir: Path, **overrides: object) -> Settings:
     """Settings of the test process: no embedded worker, a short stall timeout; initialised."""
     values: dict[str, object] = {
+        "secret_key": SECRET,
         "embedded_worker": False,
         "worker_stall_timeout_s": STALL_S,
         **overrides,
     }
-    settings = get_settings(database_url=db_url, data_dir=data_dir, secret_key=SECRET, **values)
+    settings = get_settings(database_url=db_url, data_dir=data_dir, **values)
     initialize(settings)
     return settings
 
@@ -61,13 +62,15 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a child process needs to share ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NANO_EXPORT_")}
     env.update(
-        NANO_EXPORT_DATABASE_URL=settings.db_url,
-        NANO_EXPORT_DATA_DIR=str(settings.data_dir),
-        NANO_EXPORT_SECRET_KEY=SECRET,
-        NANO_EXPORT_CHUNK_ROWS=str(settings.chunk_rows),
-        NANO_EXPORT_WORKER_STALL_TIMEOUT_S=str(settings.worker_stall_timeout_s),
-        **extra,
+        {
+            "NANO_EXPORT_DATABASE_URL": settings.db_url,
+            "NANO_EXPORT_DATA_DIR": str(settings.data_dir),
+            "NANO_EXPORT_SECRET_KEY": settings.secret_key or SECRET,
+            "NANO_EXPORT_CHUNK_ROWS": str(settings.chunk_rows),
+            "NANO_EXPORT_WORKER_STALL_TIMEOUT_S": str(settings.worker_stall_timeout_s),
+        }
     )
+    env.update(extra)
     return env
 
 
@@ -99,12 +102,14 @@ class Worker:
         return self.proc.returncode
 
 
-def start_worker(settings: Settings, work: Path, *args: str, **env: str) -> Worker:
+def start_worker(
+    settings: Settings, work: Path, *args: str, command: str = "worker", **env: str
+) -> Worker:
     """Start ``nano-export worker`` on ``settings``' database; return once it has started."""
     log_path = work / f"worker-{uuid.uuid4().hex[:6]}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nano_export", "-v", "worker", *args],
+            [sys.executable, "-m", "nano_export", "-v", command, *args],
             cwd=ROOT,
             env=environment(settings, **env),
             stdout=log,
