@@ -24,6 +24,7 @@ from workers import (
     STALL_S,
     environment,
     fresh_database,
+    seed_rows,
     start_worker,
     wait_until,
     worker_settings,
@@ -154,7 +155,7 @@ def test_a_worker_killed_mid_export_is_retried_from_the_start_on_another_worker(
 ) -> None:
     settings = worker_settings(db_url, tmp_path / "data", chunk_rows=5000)
     engine = get_engine(db_url)
-    insert_executions(engine, KILL_ROWS)
+    seed_rows(engine, KILL_ROWS)
     first = start_worker(settings, tmp_path, "--concurrency", "1")
     rec = submit(settings)
     wait_until(
@@ -246,6 +247,60 @@ def test_queued_exports_count_against_the_limit_and_cancel_ends_one_at_once(
         )
     finally:
         worker.stop()
+
+
+def test_cancelling_an_export_running_on_a_worker_stops_it_and_removes_its_file(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = worker_settings(db_url, tmp_path / "data", chunk_rows=500)
+    engine = get_engine(db_url)
+    insert_executions(engine, 40_000)
+    worker = start_worker(settings, tmp_path)
+    try:
+        rec = submit(settings)
+        wait_until(lambda: row(settings, rec.id)["rows_done"], timeout=60, what="progress")
+        jobs.cancel_export(engine, export_id=rec.id, user="ann", role="analyst")
+        done = jobs.wait_for(engine, rec.id, timeout=60)
+        assert done.status == "cancelled"
+        assert list(settings.export_dir.iterdir()) == []
+    finally:
+        worker.stop()
+
+
+def test_a_job_whose_export_is_gone_or_no_longer_valid_ends_without_a_file(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = worker_settings(db_url, tmp_path / "data")
+    engine = get_engine(db_url)
+    insert_executions(engine, 100)
+    queue.run_queued(engine, settings, "no-such-export")  # a job left from a deleted row
+    rec = submit(settings)
+    with engine.begin() as conn:  # the frozen spec names a column the dataset no longer has
+        conn.execute(
+            exports.update().where(exports.c.id == rec.id).values(spec='{"columns": ["gone"]}')
+        )
+    queue.run_queued(engine, settings, rec.id)
+    failed = jobs.get_export(engine, export_id=rec.id, user="ann", role="analyst")
+    assert failed.status == "failed" and "gone" in (failed.error or "")
+    assert [e.event for e in events(settings, rec.id)][-1] == "export.failed"
+    queue.run_queued(engine, settings, rec.id)  # run again: it already ended, nothing happens
+    assert not settings.export_dir.exists() or list(settings.export_dir.iterdir()) == []
+
+
+def test_an_export_the_queue_cannot_take_fails_with_the_reason_and_frees_its_slot(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = worker_settings(db_url, tmp_path / "data", max_concurrent_exports=1)
+    engine = get_engine(db_url)
+    insert_executions(engine, 100)
+    with engine.begin() as conn:  # the queue's table is missing (a half-applied schema)
+        conn.execute(text("ALTER TABLE procrastinate_jobs RENAME TO procrastinate_jobs_away"))
+    rec = submit(settings)
+    assert rec.status == "failed"
+    assert (rec.error or "").startswith("could not queue the export")
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE procrastinate_jobs_away RENAME TO procrastinate_jobs"))
+    assert submit(settings).status == "queued"  # the slot was freed
 
 
 def test_the_embedded_worker_runs_exports_in_this_process_and_can_be_turned_off(

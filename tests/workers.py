@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, text
+from factories import insert_executions
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from nano_export.bootstrap import initialize
 from nano_export.db import dispose_engines
 from nano_export.jobs import queue
+from nano_export.schema import execution_metrics, executions, interactions
 from nano_export.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +45,43 @@ def fresh_database(server_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def seed_rows(engine: Engine, n: int, *, base: int = 10_000) -> None:
+    """``n`` executions on PostgreSQL, quickly: ``base`` from the factory, then copies in SQL."""
+    base = min(base, n)
+    insert_executions(engine, base)
+    names = {t.name: [c.name for c in t.columns] for t in (executions, execution_metrics)}
+    shifted = {"id": "id + :off", "source_key": "source_key || ':' || :off"}
+    it_cols = [c.name for c in interactions.columns if c.name != "id"]
+    offset = base
+    with engine.begin() as conn:
+        while offset < n:
+            k = min(base, n - offset)
+            ex = ", ".join(shifted.get(c, c) for c in names["executions"])
+            me = ", ".join("execution_id + :off" if c == "execution_id" else c
+                           for c in names["execution_metrics"])  # fmt: skip
+            it = ", ".join("execution_id + :off" if c == "execution_id" else c for c in it_cols)
+            params = {"off": offset, "k": k}
+            conn.execute(
+                text(f"INSERT INTO executions SELECT {ex} FROM executions WHERE id <= :k"), params
+            )
+            conn.execute(
+                text(
+                    f"INSERT INTO execution_metrics SELECT {me} FROM execution_metrics "
+                    "WHERE execution_id <= :k"
+                ),
+                params,
+            )
+            conn.execute(
+                text(
+                    f"INSERT INTO interactions ({', '.join(it_cols)}) SELECT {it} "
+                    "FROM interactions WHERE execution_id <= :k"
+                ),
+                params,
+            )
+            offset += k
+        conn.exec_driver_sql("ANALYZE")
 
 
 def worker_settings(db_url: str, data_dir: Path, **overrides: object) -> Settings:
