@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from api_server import start_server
 from conftest import PG_URL
 from factories import insert_executions, write_users
 from smtp_server import smtp_server
@@ -23,6 +24,7 @@ from workers import (
     STALL_S,
     environment,
     fresh_database,
+    seed_rows,
     start_worker,
     wait_until,
     worker_settings,
@@ -153,7 +155,7 @@ def test_a_worker_killed_mid_export_is_retried_from_the_start_on_another_worker(
 ) -> None:
     settings = worker_settings(db_url, tmp_path / "data", chunk_rows=5000)
     engine = get_engine(db_url)
-    insert_executions(engine, KILL_ROWS)
+    seed_rows(engine, KILL_ROWS)
     first = start_worker(settings, tmp_path, "--concurrency", "1")
     rec = submit(settings)
     wait_until(
@@ -247,6 +249,60 @@ def test_queued_exports_count_against_the_limit_and_cancel_ends_one_at_once(
         worker.stop()
 
 
+def test_cancelling_an_export_running_on_a_worker_stops_it_and_removes_its_file(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = worker_settings(db_url, tmp_path / "data", chunk_rows=500)
+    engine = get_engine(db_url)
+    insert_executions(engine, 40_000)
+    worker = start_worker(settings, tmp_path)
+    try:
+        rec = submit(settings)
+        wait_until(lambda: row(settings, rec.id)["rows_done"], timeout=60, what="progress")
+        jobs.cancel_export(engine, export_id=rec.id, user="ann", role="analyst")
+        done = jobs.wait_for(engine, rec.id, timeout=60)
+        assert done.status == "cancelled"
+        assert list(settings.export_dir.iterdir()) == []
+    finally:
+        worker.stop()
+
+
+def test_a_job_whose_export_is_gone_or_no_longer_valid_ends_without_a_file(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = worker_settings(db_url, tmp_path / "data")
+    engine = get_engine(db_url)
+    insert_executions(engine, 100)
+    queue.run_queued(engine, settings, "no-such-export")  # a job left from a deleted row
+    rec = submit(settings)
+    with engine.begin() as conn:  # the frozen spec names a column the dataset no longer has
+        conn.execute(
+            exports.update().where(exports.c.id == rec.id).values(spec='{"columns": ["gone"]}')
+        )
+    queue.run_queued(engine, settings, rec.id)
+    failed = jobs.get_export(engine, export_id=rec.id, user="ann", role="analyst")
+    assert failed.status == "failed" and "gone" in (failed.error or "")
+    assert [e.event for e in events(settings, rec.id)][-1] == "export.failed"
+    queue.run_queued(engine, settings, rec.id)  # run again: it already ended, nothing happens
+    assert not settings.export_dir.exists() or list(settings.export_dir.iterdir()) == []
+
+
+def test_an_export_the_queue_cannot_take_fails_with_the_reason_and_frees_its_slot(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = worker_settings(db_url, tmp_path / "data", max_concurrent_exports=1)
+    engine = get_engine(db_url)
+    insert_executions(engine, 100)
+    with engine.begin() as conn:  # the queue's table is missing (a half-applied schema)
+        conn.execute(text("ALTER TABLE procrastinate_jobs RENAME TO procrastinate_jobs_away"))
+    rec = submit(settings)
+    assert rec.status == "failed"
+    assert (rec.error or "").startswith("could not queue the export")
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE procrastinate_jobs_away RENAME TO procrastinate_jobs"))
+    assert submit(settings).status == "queued"  # the slot was freed
+
+
 def test_the_embedded_worker_runs_exports_in_this_process_and_can_be_turned_off(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -298,6 +354,43 @@ def test_two_workers_and_one_due_schedule_send_exactly_one_email(
         finally:
             for worker in workers:
                 worker.stop()
+
+
+@pytest.mark.slow
+def test_an_export_runs_on_the_worker_and_outlives_the_web_process_that_accepted_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path, db_url, {"NANO_EXPORT_EMBEDDED_WORKER": "false"})
+    engine = get_engine(db_url)
+    insert_executions(engine, 40_000)
+    worker_env = worker_settings(
+        db_url, server.settings.data_dir, secret_key=server.settings.secret_key, chunk_rows=1000
+    )
+    worker = start_worker(worker_env, tmp_path)
+    try:
+        with server.client("ann") as client:
+            response = client.post("/api/exports", json={"dataset": "performance-metrics"})
+        assert response.status_code == 202, response.text
+        export_id = response.json()["id"]
+        wait_until(lambda: row(worker_env, export_id)["rows_done"], timeout=60, what="progress")
+        os.kill(server.proc.pid, signal.SIGKILL)  # the web process dies mid-export
+        server.proc.wait(timeout=10)
+        done = jobs.wait_for(engine, export_id, timeout=120)
+        assert done.status == "succeeded"
+        assert done.rows_done == 40_000
+        assert row(worker_env, export_id)["worker"] == worker.name
+        assert row(worker_env, export_id)["attempt"] == 1  # never interrupted
+    finally:
+        server.stop()
+        worker.stop()
+
+
+def test_the_scheduler_command_starts_a_worker_on_postgres(
+    settings: Settings, tmp_path: Path
+) -> None:
+    scheduler = start_worker(settings, tmp_path, command="scheduler")
+    assert "schedules run on workers" in scheduler.log()
+    assert scheduler.stop() == 0
 
 
 def test_the_worker_command_refuses_sqlite_with_a_clear_message(tmp_path: Path) -> None:

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, text
+from factories import insert_executions
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from nano_export.bootstrap import initialize
 from nano_export.db import dispose_engines
 from nano_export.jobs import queue
+from nano_export.schema import execution_metrics, executions, interactions
 from nano_export.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,14 +47,52 @@ def fresh_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def seed_rows(engine: Engine, n: int, *, base: int = 10_000) -> None:
+    """``n`` executions on PostgreSQL, quickly: ``base`` from the factory, then copies in SQL."""
+    base = min(base, n)
+    insert_executions(engine, base)
+    names = {t.name: [c.name for c in t.columns] for t in (executions, execution_metrics)}
+    shifted = {"id": "id + :off", "source_key": "source_key || ':' || :off"}
+    it_cols = [c.name for c in interactions.columns if c.name != "id"]
+    offset = base
+    with engine.begin() as conn:
+        while offset < n:
+            k = min(base, n - offset)
+            ex = ", ".join(shifted.get(c, c) for c in names["executions"])
+            me = ", ".join("execution_id + :off" if c == "execution_id" else c
+                           for c in names["execution_metrics"])  # fmt: skip
+            it = ", ".join("execution_id + :off" if c == "execution_id" else c for c in it_cols)
+            params = {"off": offset, "k": k}
+            conn.execute(
+                text(f"INSERT INTO executions SELECT {ex} FROM executions WHERE id <= :k"), params
+            )
+            conn.execute(
+                text(
+                    f"INSERT INTO execution_metrics SELECT {me} FROM execution_metrics "
+                    "WHERE execution_id <= :k"
+                ),
+                params,
+            )
+            conn.execute(
+                text(
+                    f"INSERT INTO interactions ({', '.join(it_cols)}) SELECT {it} "
+                    "FROM interactions WHERE execution_id <= :k"
+                ),
+                params,
+            )
+            offset += k
+        conn.exec_driver_sql("ANALYZE")
+
+
 def worker_settings(db_url: str, data_dir: Path, **overrides: object) -> Settings:
     """Settings of the test process: no embedded worker, a short stall timeout; initialised."""
     values: dict[str, object] = {
+        "secret_key": SECRET,
         "embedded_worker": False,
         "worker_stall_timeout_s": STALL_S,
         **overrides,
     }
-    settings = get_settings(database_url=db_url, data_dir=data_dir, secret_key=SECRET, **values)
+    settings = get_settings(database_url=db_url, data_dir=data_dir, **values)
     initialize(settings)
     return settings
 
@@ -61,13 +101,15 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a child process needs to share ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NANO_EXPORT_")}
     env.update(
-        NANO_EXPORT_DATABASE_URL=settings.db_url,
-        NANO_EXPORT_DATA_DIR=str(settings.data_dir),
-        NANO_EXPORT_SECRET_KEY=SECRET,
-        NANO_EXPORT_CHUNK_ROWS=str(settings.chunk_rows),
-        NANO_EXPORT_WORKER_STALL_TIMEOUT_S=str(settings.worker_stall_timeout_s),
-        **extra,
+        {
+            "NANO_EXPORT_DATABASE_URL": settings.db_url,
+            "NANO_EXPORT_DATA_DIR": str(settings.data_dir),
+            "NANO_EXPORT_SECRET_KEY": settings.secret_key or SECRET,
+            "NANO_EXPORT_CHUNK_ROWS": str(settings.chunk_rows),
+            "NANO_EXPORT_WORKER_STALL_TIMEOUT_S": str(settings.worker_stall_timeout_s),
+        }
     )
+    env.update(extra)
     return env
 
 
@@ -99,12 +141,14 @@ class Worker:
         return self.proc.returncode
 
 
-def start_worker(settings: Settings, work: Path, *args: str, **env: str) -> Worker:
+def start_worker(
+    settings: Settings, work: Path, *args: str, command: str = "worker", **env: str
+) -> Worker:
     """Start ``nano-export worker`` on ``settings``' database; return once it has started."""
     log_path = work / f"worker-{uuid.uuid4().hex[:6]}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nano_export", "-v", "worker", *args],
+            [sys.executable, "-m", "nano_export", "-v", command, *args],
             cwd=ROOT,
             env=environment(settings, **env),
             stdout=log,

@@ -33,10 +33,11 @@ class _Superseded(Exception):
 class Heartbeat:
     """Touches the export row every few seconds while the export runs, even inside a slow query."""
 
-    def __init__(self, engine: Engine, export_id: str, attempt: int) -> None:
+    def __init__(self, engine: Engine, export_id: str, attempt: int, every: float) -> None:
         self._engine = engine
         self._id = export_id
         self._attempt = attempt
+        self._every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{export_id[:8]}")
         self._thread.daemon = True
@@ -52,7 +53,7 @@ class Heartbeat:
             self._thread.join(timeout=5)
 
     def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_EVERY_S):
+        while not self._stop.wait(self._every):
             try:
                 with self._engine.begin() as conn:
                     conn.execute(
@@ -124,7 +125,9 @@ def _run(
         return
     mine = and_(exports.c.id == export_id, exports.c.attempt == attempt)
     # The heartbeat runs from the start: a slow COUNT must not look like a dead worker.
-    heartbeat = Heartbeat(engine, export_id, attempt)
+    # Several beats fit in the timeout, so one missed beat never makes a live export look dead.
+    every = min(HEARTBEAT_EVERY_S, settings.heartbeat_timeout_s / 4)
+    heartbeat = Heartbeat(engine, export_id, attempt, every)
     try:
         heartbeat.start()
         with engine.connect() as conn:
