@@ -7,6 +7,9 @@ of truth.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -252,3 +255,13 @@ schedules = Table(
     Index("ix_schedules_next_run_at", "next_run_at"),
     Index("ix_schedules_owner", "owner"),
 )
+
+
+def is_ours(name: str | None, type_: str, parent_names: Mapping[Any, str | None]) -> bool:
+    """Whether a database object belongs to this schema, for Alembic's comparisons.
+
+    On PostgreSQL, procrastinate's queue tables (``procrastinate_*``) live beside ours; their
+    schema is procrastinate's, applied by migration 0006, and not described here.
+    """
+    table = name if type_ == "table" else parent_names.get("table_name")
+    return not (table or "").startswith("procrastinate_")

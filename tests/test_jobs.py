@@ -23,6 +23,7 @@ from nano_export.errors import (
     NotReady,
     PermissionDenied,
 )
+from nano_export.exporter import plan_export
 from nano_export.jobs import running
 from nano_export.models import ExportRequest, FilterSpec, Role
 from nano_export.schema import export_slots, exports
@@ -387,6 +388,38 @@ def test_an_export_failed_by_the_reaper_never_comes_back_as_succeeded(loaded: Se
     assert not Path(rec.file_path or "").exists()
     assert "export.succeeded" not in _events(loaded, export_id=rec.id)
     assert list(settings.export_dir.iterdir()) == []
+
+
+def test_a_run_taken_over_by_a_newer_attempt_neither_finishes_the_export_nor_touches_its_file(
+    loaded: Settings,
+) -> None:
+    engine = get_engine(loaded.db_url)
+    settings = loaded.model_copy(update={"chunk_rows": 20})
+
+    def taken_over_at_the_end(rows: int, total: int | None) -> None:
+        if total and rows == total:  # the last chunk is written: another worker starts a new run
+            with engine.begin() as conn:
+                conn.execute(update(exports).values(attempt=exports.c.attempt + 1))
+
+    rec = jobs.submit_export(
+        engine,
+        settings,
+        user="ann",
+        role="analyst",
+        request=ExportRequest(dataset="evaluation-results"),
+        interface="cli",
+        wait=True,
+        on_progress=taken_over_at_the_end,
+    )
+    assert rec.status == "running"  # the newer run will finish it
+    assert Path(rec.file_path or "").exists()  # and publishes at the same path: left alone
+    assert "export.succeeded" not in _events(loaded, export_id=rec.id)
+    # Running that job again after it ended changes nothing.
+    with engine.begin() as conn:
+        conn.execute(update(exports).values(status="failed", error="gone"))
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    running.run_job(engine, settings, rec.id, plan, Path(rec.file_path or ""), None)
+    assert jobs.get_export(engine, export_id=rec.id, user="ann", role="analyst").status == "failed"
 
 
 def test_only_files_in_the_export_folder_are_served(loaded: Settings, tmp_path: Path) -> None:

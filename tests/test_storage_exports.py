@@ -177,8 +177,9 @@ def test_export_log_lines_carry_export_user_interface_and_no_text_or_secret(
         role="admin",
         request=ExportRequest(dataset="evaluation-results", privacy="full"),
         interface="notebook",
+        wait=True,  # in this thread: an embedded worker of an earlier test has other settings
     )
-    assert jobs.wait_for(engine, rec.id, timeout=60).status == "succeeded"
+    assert rec.status == "succeeded"
     text = json_log.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
     mine = [line for line in lines if line.get("export_id") == rec.id]

@@ -8,7 +8,10 @@ heartbeat stops — mark it failed. The package, by concept:
 - ``limits``: the per-user concurrency slots, refusals (``export.denied``), reaping dead exports.
 - ``lifecycle``: accepting an export (``submit_export``) and cancelling one.
 - ``running``: the job body that runs one export to its end, and its heartbeat.
-- ``threads``: the runner that runs a job in a background thread of the accepting process.
+- ``threads``: the runner that runs a job in a background thread of the accepting process (SQLite,
+  and on any database an export the caller waits for).
+- ``queue``: the runner on PostgreSQL — a procrastinate job that any worker process runs, run again
+  from the start when its worker stops sending heartbeats.
 - ``files``: where files live, serving them for download, retention.
 
 Callers use the names re-exported here (``from nano_export import jobs; jobs.submit_export``).

@@ -13,9 +13,8 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from procrastinate import App, PsycopgConnector, SyncPsycopgConnector
-from procrastinate.exceptions import ProcrastinateException
 from sqlalchemy import Engine, update
 from sqlalchemy.engine import make_url
 
@@ -30,6 +29,9 @@ from nano_export.models import ACTIVE_STATUSES, ExportRequest
 from nano_export.schema import exports
 from nano_export.settings import Settings
 
+if TYPE_CHECKING:  # procrastinate is imported where it is used: SQLite never needs it
+    from procrastinate import App
+
 log = logging.getLogger(__name__)
 
 EXPORT_TASK = "nano_export.export"
@@ -38,7 +40,8 @@ EXPORT_QUEUE = "exports"
 PERIODIC_QUEUE = "periodic"
 RETRY_CRON = "* * * * * */2"  # croniter's sixth field is seconds
 
-AddTasks = Callable[[App, Engine, Settings], None]
+#: Registers more tasks on a worker's app; returns the queues they use (the worker listens to them).
+AddTasks = Callable[["App", Engine, Settings], list[str]]
 
 
 def conninfo(db_url: str) -> str:
@@ -52,6 +55,8 @@ _deferrers_lock = threading.Lock()
 
 def _deferrer(db_url: str) -> App:
     """One synchronous procrastinate app per database and process, opened on first use."""
+    from procrastinate import App, SyncPsycopgConnector
+
     with _deferrers_lock:
         app = _deferrers.get(db_url)
         if app is None:
@@ -139,6 +144,8 @@ def requeue_stalled(engine: Engine, *, export_id: str, reason: str) -> bool:
 
 async def retry_stalled(app: App, engine: Engine, settings: Settings) -> int:
     """Run again, from the start, every export job whose worker stopped sending heartbeats."""
+    from procrastinate.exceptions import ProcrastinateException
+
     timeout = settings.worker_stall_timeout_s
     stalled = await app.job_manager.get_stalled_jobs(
         seconds_since_heartbeat=timeout, task_name=EXPORT_TASK
@@ -159,8 +166,11 @@ async def retry_stalled(app: App, engine: Engine, settings: Settings) -> int:
     return retried
 
 
-def build_app(settings: Settings, *, add_tasks: AddTasks | None = None) -> App:
-    """The worker's procrastinate app: the export task, the stalled-job check, and extras."""
+def build_app(settings: Settings, *, add_tasks: AddTasks | None = None) -> tuple[App, list[str]]:
+    """The worker's procrastinate app (the export task, the stalled-job check, and extras) and
+    the queues it serves: a worker only takes jobs whose task it has."""
+    from procrastinate import App, PsycopgConnector
+
     engine = get_engine(settings.db_url)
     app = App(connector=PsycopgConnector(conninfo=conninfo(settings.db_url)))
 
@@ -174,9 +184,10 @@ def build_app(settings: Settings, *, add_tasks: AddTasks | None = None) -> App:
     async def stalled(timestamp: int) -> None:
         await retry_stalled(app, engine, settings)
 
+    queues = [EXPORT_QUEUE, PERIODIC_QUEUE]
     if add_tasks is not None:
-        add_tasks(app, engine, settings)
-    return app
+        queues += add_tasks(app, engine, settings)
+    return app, queues
 
 
 async def run_worker(
@@ -190,10 +201,11 @@ async def run_worker(
 
     On stop it takes no new job and waits for the exports it runs to finish, then leaves.
     """
-    app = build_app(settings, add_tasks=add_tasks)
+    app, queues = build_app(settings, add_tasks=add_tasks)
     stall = settings.worker_stall_timeout_s
     async with app.open_async():
         await app.run_worker_async(
+            queues=queues,
             name=worker_name(),
             concurrency=concurrency,
             install_signal_handlers=install_signal_handlers,
