@@ -8,7 +8,7 @@ PORT ?= 8501
 # Scheduled-export email links point at the dashboard `make run` serves, unless the user set one.
 RUN_BASE_URL = $(or $(NANO_EXPORT_BASE_URL),http://127.0.0.1:$(PORT))
 # Modules held to a higher coverage floor than the rest of the package.
-CORE := nano_export/filters.py nano_export/privacy/* nano_export/exporter.py nano_export/jobs.py
+CORE := nano_export/filters.py nano_export/privacy/* nano_export/exporter.py nano_export/jobs/*.py
 
 .PHONY: run test setup lint typecheck chromium bench clean
 

@@ -4,20 +4,24 @@ import streamlit as st
 
 from nano_export import jobs
 from nano_export.models import ACTIVE_STATUSES, ExportRequest
+from nano_export.storage import get_storage
 from nano_export.ui import context, exporting, session, tables, widgets
 
 user = session.require_user()
 settings = context.app_settings()
 engine = context.app_engine(settings)
+store = get_storage(settings)
 
 st.title("History")
 st.caption("Everyone's exports (admin view)." if user.is_admin else "Your exports, newest first.")
 with widgets.friendly_errors():
-    records = jobs.list_exports(engine, user=None if user.is_admin else user.username, limit=500)
+    records = jobs.list_exports(
+        engine, user=None if user.is_admin else user.username, limit=500, settings=settings
+    )
     if not records:
         st.info("No exports yet — start one on the Export page.", icon=":material/inbox:")
         st.stop()
-    frame = tables.exports_frame(records, export_dir=settings.export_dir)
+    frame = tables.exports_frame(records, storage=store)
     st.dataframe(
         tables.blank_nulls(frame, keep=("download",)),
         hide_index=True,
@@ -45,7 +49,7 @@ with widgets.friendly_errors():
         key="nx_history_pick",
     )
     rec = by_id[chosen]
-    exporting.show_record(rec, download=jobs.downloadable(rec, settings.export_dir))
+    exporting.show_record(rec, download=jobs.downloadable(rec, store))
     cols = st.columns(3)
     if rec.status in ACTIVE_STATUSES and cols[0].button("Cancel export", key="nx_hist_cancel"):
         jobs.cancel_export(

@@ -20,23 +20,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final, Literal, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nano_export import auth, jobs, sessions, throttle, tokens, views
+from nano_export import auth, health, jobs, logs, metrics, sessions, throttle, tokens, views
 from nano_export.api_docs import openapi_document
 from nano_export.db import get_engine
 from nano_export.errors import AuthenticationFailed, BadInput, NanoExportError
 from nano_export.formats import FORMATS
 from nano_export.models import ExportRecord, ExportRequest, Role
 from nano_export.settings import Settings, get_settings
+from nano_export.storage import Storage, get_storage
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,10 @@ class _Context:
     @cached_property
     def engine(self) -> Engine:
         return get_engine(self.settings.db_url)
+
+    @cached_property
+    def storage(self) -> Storage:
+        return get_storage(self.settings)
 
     def authenticate(
         self, authorization: str | None, cookies: dict[str, str], address: str | None = None
@@ -223,6 +229,10 @@ def _endpoint(
     """Wrap a handler with authentication, error mapping and one structured log line."""
 
     async def endpoint(request: Request) -> Response:
+        with logs.bind(interface="api"):
+            return await _serve(request)
+
+    async def _serve(request: Request) -> Response:
         started = time.perf_counter()
         user: str | None = None
         try:
@@ -236,7 +246,8 @@ def _endpoint(
                     request.client.host if request.client else None,
                 )
                 user = caller.user
-            response = await handler(request, caller, ctx)
+            with logs.bind(user=user):
+                response = await handler(request, caller, ctx)
         except TooManyRequests as exc:
             response = _error(429, str(exc), exc.retry_after)
         except NanoExportError as exc:
@@ -357,7 +368,10 @@ async def _list(request: Request, caller: Caller, ctx: _Context) -> Response:
     if everyone and caller.role != "admin":
         raise ApiError("only admins may list everyone's exports (?all=1)", 403)
     records: list[ExportRecord] = await run_in_threadpool(
-        jobs.list_exports, ctx.engine, user=None if everyone else caller.user
+        jobs.list_exports,
+        ctx.engine,
+        user=None if everyone else caller.user,
+        settings=ctx.settings,
     )
     if everyone:
         return JSONResponse([{**r.public(), "owner": r.owner} for r in records])
@@ -371,26 +385,40 @@ async def _get(request: Request, caller: Caller, ctx: _Context) -> Response:
         export_id=request.path_params["export_id"],
         user=caller.user,
         role=caller.role,
+        settings=ctx.settings,
     )
     return JSONResponse(record.public())
 
 
+def _attachment(filename: str) -> str:
+    """The ``Content-Disposition`` that Starlette's FileResponse sends for ``filename``."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
+
+
 async def _download(request: Request, caller: Caller, ctx: _Context) -> Response:
-    path, record = await run_in_threadpool(
+    stored, record = await run_in_threadpool(
         jobs.open_download,
         ctx.engine,
         export_id=request.path_params["export_id"],
         user=caller.user,
         role=caller.role,
         interface="api",
-        export_dir=ctx.settings.export_dir,
+        storage=ctx.storage,
     )
-    headers = {"X-Content-SHA256": record.sha256} if record.sha256 else None
-    return FileResponse(
-        path,
-        media_type=CONTENT_TYPES[record.format],
-        filename=record.file_name,
-        headers=headers,
+    headers = {"X-Content-SHA256": record.sha256} if record.sha256 else {}
+    media_type = CONTENT_TYPES[record.format]
+    if stored.local_path is not None:
+        return FileResponse(
+            stored.local_path, media_type=media_type, filename=record.file_name, headers=headers
+        )
+    # From a remote store: the same headers FileResponse sends, the bytes read as they are sent.
+    headers["Content-Disposition"] = _attachment(record.file_name)
+    headers["Content-Length"] = str(stored.size)
+    return StreamingResponse(
+        iterate_in_threadpool(stored.iter_bytes()), media_type=media_type, headers=headers
     )
 
 
@@ -437,7 +465,15 @@ async def _views_delete(request: Request, caller: Caller, ctx: _Context) -> Resp
 
 
 async def _health(request: Request, caller: Caller, ctx: _Context) -> Response:
-    return JSONResponse({"status": "ok"})
+    result = await run_in_threadpool(health.check, ctx.engine, ctx.settings, ctx.storage)
+    return JSONResponse(result.public(), status_code=200 if result.ok else 503)
+
+
+async def _metrics(request: Request, caller: Caller, ctx: _Context) -> Response:
+    if not ctx.settings.metrics_public and caller.role != "admin":
+        raise ApiError("only admins may read the metrics (or set NANO_EXPORT_METRICS_PUBLIC)", 403)
+    body = await run_in_threadpool(metrics.render, ctx.engine)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
 async def _openapi(request: Request, caller: Caller, ctx: _Context) -> Response:
@@ -453,11 +489,16 @@ def routes(settings: Settings | None = None) -> list[BaseRoute]:
 
     Settings are read here, so a bad ``NANO_EXPORT_*`` value stops the server at start.
     """
-    _ensure_log_handler()
     ctx = _Context(settings or get_settings())
+    logs.configure(ctx.settings.log_format)
     any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     return [
         Route("/api/health", _endpoint(ctx, _health, public=True), methods=["GET"]),
+        Route(
+            "/api/metrics",
+            _endpoint(ctx, _metrics, public=ctx.settings.metrics_public),
+            methods=["GET"],
+        ),
         Route("/api/openapi.json", _endpoint(ctx, _openapi, public=True), methods=["GET"]),
         Route("/api/exports", _endpoint(ctx, _create), methods=["POST"]),
         Route("/api/exports", _endpoint(ctx, _list), methods=["GET"]),
@@ -522,34 +563,3 @@ class SecurityHeaders:
 def middleware() -> list[Middleware]:
     """Middleware for ``st.App(..., middleware=middleware())``."""
     return [Middleware(SecurityHeaders), Middleware(IdentityDownloads)]
-
-
-class KeyValueFormatter(logging.Formatter):
-    """``level=INFO logger=… msg=… key=value …``: the record's ``extra`` fields included."""
-
-    _standard = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        """One line per record."""
-        parts = [
-            f"at={self.formatTime(record)}",
-            f"level={record.levelname}",
-            f"logger={record.name}",
-            f"msg={record.getMessage()!r}",
-        ]
-        parts += [f"{k}={v!r}" for k, v in vars(record).items() if k not in self._standard]
-        line = " ".join(parts)
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-def _ensure_log_handler() -> None:
-    """Send the package's INFO logs to stderr when nothing else configured logging."""
-    package = logging.getLogger("nano_export")
-    if package.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(KeyValueFormatter())
-    package.addHandler(handler)
-    package.setLevel(logging.INFO)

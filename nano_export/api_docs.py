@@ -179,9 +179,27 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/health": {
                 "get": {
-                    "summary": "Liveness",
+                    "summary": "Database, export store, workers, queued and running exports",
                     "security": [],
-                    "responses": {"200": {"description": '{"status": "ok"}'}},
+                    "responses": {
+                        "200": {
+                            "description": '{"status": "ok", "database": "ok", "storage": "ok", '
+                            '"workers": {"kind", "live"}, "queued", "running", "reasons": [], '
+                            '"warnings": []}'
+                        },
+                        "503": {"description": 'the same, "status": "unavailable", with reasons'},
+                    },
+                }
+            },
+            "/api/metrics": {
+                "get": {
+                    "summary": "Prometheus text: exports by status, rows and bytes written, "
+                    "durations, failures by reason (admin, or NANO_EXPORT_METRICS_PUBLIC=true)",
+                    "responses": {
+                        "200": {"description": "Prometheus text exposition format"},
+                        "401": {"description": "no valid credentials"},
+                        "403": {"description": "not an admin"},
+                    },
                 }
             },
         },

@@ -29,6 +29,7 @@ EVENTS: Final = frozenset(
         "export.denied",
         "export.downloaded",
         "export.expired",
+        "export.retried",
         "login.succeeded",
         "login.failed",
         "login.throttled",
@@ -81,10 +82,10 @@ def record(
             details=json.dumps(details, sort_keys=True, default=str) if details else None,
         )
     )
-    log.info(
-        "audit event",
-        extra={"event": event, "actor": actor, "export_id": export_id, "reason": reason},
-    )
+    fields = {"event": event, "user": actor, "export_id": export_id, "reason": reason}
+    if interface is not None:
+        fields["interface"] = interface
+    log.info("audit event", extra=fields)
 
 
 def list_events(

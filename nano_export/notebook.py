@@ -167,7 +167,7 @@ class Client:
 
     def exports(self) -> list[ExportRecord]:
         """This user's exports, newest first."""
-        return jobs.list_exports(self.engine, user=self.user)
+        return jobs.list_exports(self.engine, user=self.user, settings=self.settings)
 
     def audit(self, *, since: datetime | None = None) -> list[AuditEvent]:
         """The audit log (admins only)."""

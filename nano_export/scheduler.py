@@ -253,12 +253,13 @@ OVERDUE_AFTER_S = 5 * SCHEDULER_INTERVAL_S
 def start_embedded(settings: Settings, *, interval: float = SCHEDULER_INTERVAL_S) -> bool:
     """Run due schedules in a daemon thread of this process, once per process and database.
 
-    For the single-machine setup: the dashboard runs what is due without a separate
-    ``nano-export scheduler``. Off when ``EMBEDDED_WORKER`` is false (separate workers run the
-    schedules). Several processes doing this are safe: each run is claimed atomically. Returns
-    whether the thread runs.
+    For the single-machine setup (SQLite): the dashboard runs what is due without a separate
+    ``nano-export scheduler``. Off when ``EMBEDDED_WORKER`` is false, and on PostgreSQL, where the
+    workers' periodic task runs the schedules (the dashboard's embedded worker among them).
+    Several processes doing this are safe: each run is claimed atomically. Returns whether the
+    thread runs.
     """
-    if not settings.embedded_worker:
+    if not settings.embedded_worker or settings.uses_queue:
         return False
     from nano_export.db import get_engine
 

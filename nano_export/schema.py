@@ -7,6 +7,9 @@ of truth.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -171,6 +174,9 @@ exports = Table(
     Column("started_at", UtcDateTime, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
     Column("heartbeat_at", UtcDateTime, nullable=True),
+    # "thread" (a thread of the accepting process) or "queue" (a procrastinate job on any worker).
+    Column("runner", String(16), nullable=False, default="thread", server_default="thread"),
+    Column("attempt", Integer, nullable=False, default=0, server_default="0"),  # runs so far
     Index("ix_exports_owner_created", "owner", "created_at"),
     Index("ix_exports_status", "status"),
 )
@@ -318,3 +324,13 @@ saved_views = Table(
     UniqueConstraint("owner", "name", name="uq_saved_views_owner_name"),
     Index("ix_saved_views_shared", "shared"),
 )
+
+
+def is_ours(name: str | None, type_: str, parent_names: Mapping[Any, str | None]) -> bool:
+    """Whether a database object belongs to this schema, for Alembic's comparisons.
+
+    On PostgreSQL, procrastinate's queue tables (``procrastinate_*``) live beside ours; their
+    schema is procrastinate's, applied by migration 0006, and not described here.
+    """
+    table = name if type_ == "table" else parent_names.get("table_name")
+    return not (table or "").startswith("procrastinate_")

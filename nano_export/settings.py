@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,13 +67,33 @@ class Settings(BaseSettings):
     base_url: str = Field(
         "http://localhost:8501", description="Dashboard address used in email links."
     )
-    embedded_worker: bool = Field(
-        True,
-        description="Run due schedules inside each dashboard process (off where separate "
-        "workers run them).",
-    )
     heartbeat_timeout_s: int = Field(
         60, ge=5, le=3600, description="Seconds after which a silent export is failed."
+    )
+    storage_url: str = Field(
+        "",
+        description="Where export files are kept: an fsspec URL such as s3://bucket/prefix "
+        "(default: EXPORT_DIR). The store's own options come from fsspec's environment "
+        "(FSSPEC_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as key=value text or as JSON lines."
+    )
+    metrics_public: bool = Field(False, description="Serve /api/metrics without an admin token.")
+    embedded_worker: bool = Field(
+        True,
+        description="Run exports and due schedules inside each dashboard process: an export "
+        "worker on PostgreSQL, a schedule thread on SQLite (false for web-only replicas).",
+    )
+    worker_concurrency: int = Field(
+        2, ge=1, le=64, description="Exports one worker process runs at once (PostgreSQL)."
+    )
+    worker_stall_timeout_s: float = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="Seconds without a worker heartbeat after which its exports run again "
+        "on another worker (PostgreSQL).",
     )
     query_timeout_s: int = Field(
         30,
@@ -134,12 +154,25 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and "://" not in value:
+            raise ValueError("must be an fsspec URL such as s3://bucket/prefix or file:///srv/x")
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @property
+    def uses_queue(self) -> bool:
+        """Whether exports run as jobs on a worker pool (PostgreSQL) rather than in threads."""
+        return self.db_url.startswith("postgresql")
 
     @property
     def db_url(self) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from nano_export import keystore, schema
 from nano_export.bootstrap import initialize
 from nano_export.db import dispose_engines, get_engine
+from nano_export.jobs import queue
 from nano_export.settings import Settings, get_settings
 
 PG_URL = os.environ.get("NANO_EXPORT_TEST_PG_URL", "")
@@ -45,6 +46,7 @@ def pg_server_url() -> Iterator[str]:
         initialize_schema_only(url)
         yield url
     finally:
+        queue.stop_embedded()  # exports submitted on PostgreSQL ran on this process's worker
         dispose_engines()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -124,3 +126,20 @@ def shared_data() -> Path:
             pytest.fail(f"{SHARED_DATA} is missing in CI")
         pytest.skip("shared nano-agent data not present beside the project")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real S3-compatible server (moto) on loopback for the session; its environment."""
+    from s3_server import running_s3_server
+
+    with running_s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as env:
+        yield env
+
+
+@pytest.fixture
+def s3_url(s3_env: dict[str, str]) -> str:
+    """``s3://BUCKET/exports`` on a fresh bucket of the session's S3 server."""
+    from s3_server import new_bucket
+
+    return f"s3://{new_bucket()}/exports"

@@ -12,7 +12,7 @@ import pytest
 from api_server import write_auth_file
 from sqlalchemy import Engine, update
 
-from nano_export import api, auth, sessions, tokens
+from nano_export import api, auth, logs, sessions, tokens
 from nano_export.errors import AuthenticationFailed
 from nano_export.schema import login_sessions
 from nano_export.settings import Settings
@@ -208,5 +208,5 @@ def test_key_value_formatter_prints_the_extra_fields() -> None:
     record = logging.makeLogRecord(
         {"name": "nano_export.api", "levelname": "INFO", "msg": "api request", "status": 202}
     )
-    line = api.KeyValueFormatter().format(record)
+    line = logs.KeyValueFormatter().format(record)
     assert "msg='api request'" in line and "status=202" in line

@@ -412,6 +412,52 @@ def test_kill_9_mid_export_leaves_no_file_and_the_export_is_failed(
     assert code == 0
 
 
+def test_a_kill_9_export_shows_failed_in_exports_list_without_a_new_export(
+    env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    engine = get_engine(settings.db_url)
+    insert_executions(engine, 6_000, first_id=1_000)
+    child_env = {**os.environ, **env, "NANO_EXPORT_CHUNK_ROWS": "100"}
+    child_env["NANO_EXPORT_HEARTBEAT_TIMEOUT_S"] = "5"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nano_export", "export", "evaluation-results", "--user", "ana"],
+        env=child_env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                row = conn.execute(select(exports.c.id, exports.c.rows_done)).first()
+            if row is not None and row.rows_done > 0:
+                break
+            time.sleep(0.05)
+        assert row is not None and row.rows_done > 0, "the export never started"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    killed = time.monotonic()
+    listed: list[dict[str, object]] = []
+    while time.monotonic() - killed < 30:
+        done = subprocess.run(
+            [sys.executable, "-m", "nano_export", "exports", "list", "--json"],
+            env=child_env,
+            cwd=tmp_path,
+            capture_output=True,
+            check=True,
+        )
+        listed = json.loads(done.stdout)
+        if listed[0]["status"] == "failed":
+            break
+        assert listed[0]["status"] == "running"
+        time.sleep(0.5)
+    assert [r["status"] for r in listed] == ["failed"]  # the one export; no new one started
+    assert "no heartbeat for 5 s" in str(listed[0]["error"])
+    assert time.monotonic() - killed < 5 + 10
+
+
 def test_a_filter_value_no_run_has_gets_a_hint_and_still_runs(env: dict[str, str]) -> None:
     code, stdout, stderr = run(
         "export", "evaluation-results", "--user", "ana", "--provider", "opneai",

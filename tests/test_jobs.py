@@ -23,9 +23,12 @@ from nano_export.errors import (
     NotReady,
     PermissionDenied,
 )
+from nano_export.exporter import plan_export
+from nano_export.jobs import running
 from nano_export.models import ExportRequest, FilterSpec, Role
 from nano_export.schema import export_slots, exports
 from nano_export.settings import Settings
+from nano_export.storage import Storage
 
 
 def _events(settings: Settings, **kw: str) -> list[str]:
@@ -47,10 +50,16 @@ def _download(
     engine: Engine, export_dir: Path, export_id: str, *, user: str = "ann", role: Role = "analyst"
 ) -> Path:
     """``jobs.open_download`` as the API calls it; the path of the file it would serve."""
-    path, _ = jobs.open_download(
-        engine, export_id=export_id, user=user, role=role, interface="api", export_dir=export_dir
+    stored, _ = jobs.open_download(
+        engine,
+        export_id=export_id,
+        user=user,
+        role=role,
+        interface="api",
+        storage=Storage(export_dir),
     )
-    return path
+    assert stored.local_path is not None
+    return stored.local_path
 
 
 def test_a_finished_export_has_its_file_checksum_and_audit_trail(loaded: Settings) -> None:
@@ -351,14 +360,14 @@ def test_the_heartbeat_beats_while_a_slow_count_runs(
     loaded: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = get_engine(loaded.db_url)
-    real_count = jobs.count_rows
+    real_count = running.count_rows
 
     def slow_count(conn, plan):  # type: ignore[no-untyped-def]
         time.sleep(1.5)
         return real_count(conn, plan)
 
-    monkeypatch.setattr(jobs, "count_rows", slow_count)
-    monkeypatch.setattr(jobs, "HEARTBEAT_EVERY_S", 0.2)
+    monkeypatch.setattr(running, "count_rows", slow_count)
+    monkeypatch.setattr(running, "HEARTBEAT_EVERY_S", 0.2)
     rec = jobs.submit_export(
         engine,
         loaded,
@@ -400,6 +409,38 @@ def test_an_export_failed_by_the_reaper_never_comes_back_as_succeeded(loaded: Se
     assert not Path(rec.file_path or "").exists()
     assert "export.succeeded" not in _events(loaded, export_id=rec.id)
     assert list(settings.export_dir.iterdir()) == []
+
+
+def test_a_run_taken_over_by_a_newer_attempt_neither_finishes_the_export_nor_touches_its_file(
+    loaded: Settings,
+) -> None:
+    engine = get_engine(loaded.db_url)
+    settings = loaded.model_copy(update={"chunk_rows": 20})
+
+    def taken_over_at_the_end(rows: int, total: int | None) -> None:
+        if total and rows == total:  # the last chunk is written: another worker starts a new run
+            with engine.begin() as conn:
+                conn.execute(update(exports).values(attempt=exports.c.attempt + 1))
+
+    rec = jobs.submit_export(
+        engine,
+        settings,
+        user="ann",
+        role="analyst",
+        request=ExportRequest(dataset="evaluation-results"),
+        interface="cli",
+        wait=True,
+        on_progress=taken_over_at_the_end,
+    )
+    assert rec.status == "running"  # the newer run will finish it
+    assert Path(rec.file_path or "").exists()  # and publishes at the same path: left alone
+    assert "export.succeeded" not in _events(loaded, export_id=rec.id)
+    # Running that job again after it ended changes nothing.
+    with engine.begin() as conn:
+        conn.execute(update(exports).values(status="failed", error="gone"))
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    running.run_job(engine, settings, rec.id, plan, Path(rec.file_path or ""), None)
+    assert jobs.get_export(engine, export_id=rec.id, user="ann", role="analyst").status == "failed"
 
 
 def test_only_files_in_the_export_folder_are_served(loaded: Settings, tmp_path: Path) -> None:
@@ -463,7 +504,9 @@ def test_only_finished_exports_kept_in_the_export_folder_are_downloadable(
             file_path=None if path is None else str(path),
         )
     records = {r.id: r for r in jobs.list_exports(engine, user="ann")}
-    downloadable = {i for i, r in records.items() if jobs.downloadable(r, settings.export_dir)}
+    downloadable = {
+        i for i, r in records.items() if jobs.downloadable(r, Storage(settings.export_dir))
+    }
     assert downloadable == {"kept1"}
 
     for export_id in rows:

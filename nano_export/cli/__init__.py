@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from nano_export.cli import admin, exports, importing, schedules, seeding, tokens, users, views
+from nano_export.cli import (
+    admin,
+    exports,
+    importing,
+    schedules,
+    seeding,
+    tokens,
+    users,
+    views,
+    workers,
+)
 from nano_export.cli.common import AppContext, setup_logging
 
 
@@ -25,5 +35,5 @@ def main(ctx: click.Context, db: str | None, verbose: bool) -> None:
     ctx.obj = AppContext(db_override=db)
 
 
-for _module in (admin, importing, seeding, users, tokens, exports, schedules, views):
+for _module in (admin, importing, seeding, users, tokens, exports, schedules, views, workers):
     _module.register(main)

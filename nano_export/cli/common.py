@@ -12,8 +12,9 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from sqlalchemy import Engine
 
+from nano_export import logs
 from nano_export.db import get_engine, require_database
-from nano_export.errors import NanoExportError
+from nano_export.errors import InvalidSetting, NanoExportError
 from nano_export.settings import Settings, get_settings
 
 P = ParamSpec("P")
@@ -73,12 +74,12 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def setup_logging(verbose: bool) -> None:
-    """Structured key=value logging to stderr; quiet unless ``--verbose``."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="level=%(levelname)s logger=%(name)s msg=%(message)r",
-    )
+    """Logs to stderr in NANO_EXPORT_LOG_FORMAT (key=value or JSON); quiet unless --verbose."""
+    try:
+        log_format = get_settings().log_format
+    except InvalidSetting:  # the command itself reports the bad setting
+        log_format = "text"
+    logs.configure(log_format, level=logging.INFO if verbose else logging.WARNING, everything=True)
 
 
 def echo_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

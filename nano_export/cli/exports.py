@@ -357,7 +357,9 @@ def exports() -> None:
 @handle_errors
 def list_(app: AppContext, user: str | None, as_json: bool) -> None:
     """List exports, newest first."""
-    records = jobs.list_exports(app.database(), user=user.lower() if user else None)
+    records = jobs.list_exports(
+        app.database(), user=user.lower() if user else None, settings=app.settings
+    )
     if as_json:
         click.echo(json.dumps([r.public() for r in records], indent=2))
         return

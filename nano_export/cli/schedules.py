@@ -14,6 +14,7 @@ import click
 
 from nano_export import scheduler as runner
 from nano_export import schedules as store
+from nano_export import worker as workers
 from nano_export.cadence import CADENCES, WEEKDAYS, make_timing
 from nano_export.cli.common import AppContext, echo_table, handle_errors, pass_app
 from nano_export.cli.exports import DATASET_CHOICE, build_request, filter_options
@@ -165,10 +166,19 @@ def run(app: AppContext, name: str) -> None:
 @pass_app
 @handle_errors
 def scheduler(app: AppContext, once: bool, interval: float) -> None:
-    """Run due schedules until stopped (SIGTERM or Ctrl-C)."""
+    """Run due schedules until stopped (SIGTERM or Ctrl-C); on PostgreSQL, start a worker."""
     if once:
         for result in runner.run_due(app.engine, app.settings):
             _report(result)
+        return
+    if app.settings.uses_queue:
+        # Schedules are a periodic task of the worker pool there: this process joins it.
+        app.database()
+        click.echo(
+            "on PostgreSQL schedules run on workers: starting `nano-export worker`", err=True
+        )
+        workers.run(app.settings)
+        click.echo("worker stopped", err=True)
         return
     stop = threading.Event()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from nano_export.schema import metadata
+from nano_export.schema import is_ours, metadata
 
 config = context.config
 engine = config.attributes.get("engine")
@@ -20,6 +20,7 @@ with engine.begin() as connection:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         transaction_per_migration=False,
+        include_name=is_ours,
     )
     if connection.dialect.name == "postgresql":
         # Several processes may run `init` at once on a shared server: serialise them.

@@ -244,7 +244,9 @@ def show_record(rec: ExportRecord, *, download: bool = True) -> None:
 def follow(settings: Settings, user: CurrentUser, export_id: str) -> None:
     """Poll the export row every second until it is final (threads never call st.*)."""
     engine = get_engine(settings.db_url)
-    rec = jobs.get_export(engine, export_id=export_id, user=user.username, role=user.role)
+    rec = jobs.get_export(
+        engine, export_id=export_id, user=user.username, role=user.role, settings=settings
+    )
     show_record(rec)
     if rec.status in FINAL_STATUSES:
         st.session_state[f"{ACTIVE}_final"] = export_id
