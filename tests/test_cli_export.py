@@ -304,10 +304,11 @@ def test_prune_and_cancel_report_what_they_did(env: dict[str, str]) -> None:
 
 
 BARRIER = """
-import sys, time
+import os, sys, time
 from pathlib import Path
 from nano_export.cli import main
 go = Path(sys.argv[1])
+Path(f"{go}.ready.{os.getpid()}").touch()
 while not go.exists():
     time.sleep(0.005)
 main(sys.argv[2:], prog_name="nano-export")
@@ -345,7 +346,9 @@ def test_four_concurrent_exports_of_one_user_give_exactly_one_refusal(
         )
         for n in range(4)
     ]
-    time.sleep(3)  # every process has imported the package and waits at the barrier
+    deadline = time.monotonic() + 120  # every process has imported the package and waits
+    while len(list(tmp_path.glob("go.ready.*"))) < len(procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
     go.touch()
     results = [(p.wait(timeout=180), p.stderr.read().decode() if p.stderr else "") for p in procs]
     codes = sorted(code for code, _ in results)
