@@ -219,6 +219,12 @@ def test_filter_text_is_plain_text_and_an_old_cookie_is_dead_after_logout(
         page.get_by_role("textbox", name="Password").fill("pw-anna-browser")
         page.get_by_role("button", name="Login").click()
         expect(page.get_by_role("heading", name="Explore").first).to_be_visible()
+        # The login cookie is set on the run after the form's: wait for it before opening
+        # another URL (a new session that logs in by the cookie).
+        deadline = time.monotonic() + 20
+        while not any(c["name"] == auth.COOKIE_NAME for c in context.cookies()):
+            assert time.monotonic() < deadline, "the login cookie was never set"
+            page.wait_for_timeout(200)
 
         page.goto(f"{base}/?where={quote(where)}")
         expect(page.get_by_role("heading", name="Explore").first).to_be_visible()

@@ -218,7 +218,7 @@ def test_an_export_past_its_wall_clock_limit_fails_with_the_reason(
     loaded: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = iter(range(0, 10**9, 10))  # each look at the clock: ten seconds later
-    monkeypatch.setattr(jobs.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(jobs.running.time, "monotonic", lambda: float(next(clock)))
     limited = loaded.model_copy(update={"export_time_limit_s": 5})
     rec = jobs.submit_export(
         get_engine(loaded.db_url),

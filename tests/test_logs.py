@@ -87,7 +87,7 @@ def test_configure_is_idempotent_and_switches_format() -> None:
 def test_a_token_authenticated_api_call_logs_user_and_interface_but_not_the_token(
     settings: Settings, engine: Engine, captured: io.StringIO
 ) -> None:
-    write_auth_file(settings.auth_file)
+    write_auth_file(settings)
     token = tokens.create_token(engine, name="ann")
     app = Starlette(routes=api.routes(settings.model_copy(update={"log_format": "json"})))
     handler = next(

@@ -20,7 +20,7 @@ from nano_export.settings import Settings, get_settings
 
 
 def client_for(settings: Settings) -> TestClient:
-    write_auth_file(settings.auth_file)
+    write_auth_file(settings)
     return TestClient(Starlette(routes=api.routes(settings)))
 
 

@@ -30,7 +30,7 @@ ROWS = 90
 def s3_settings(settings: Settings, engine: Engine, s3_url: str) -> Settings:
     """Settings whose export store is a fresh S3 prefix, over a database with ROWS executions."""
     insert_executions(engine, ROWS)
-    write_auth_file(settings.auth_file)
+    write_auth_file(settings)
     return settings.model_copy(update={"storage_url": s3_url})
 
 

@@ -324,7 +324,7 @@ def test_two_workers_and_one_due_schedule_send_exactly_one_email(
 ) -> None:
     engine = get_engine(settings.db_url)
     insert_executions(engine, 300)
-    write_users(settings.auth_file, {"ann": "analyst"})
+    write_users(settings, {"ann": "analyst"})
     create_schedule(
         engine,
         settings,
