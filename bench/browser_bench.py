@@ -6,8 +6,9 @@ FOLDER holds a nano-export data folder with a seeded database (``NANO_EXPORT_DAT
 nano-export seed --rows N``). The bench adds a user ``bench`` (analyst) when missing, starts the
 dashboard on a free loopback port and prints, in seconds, per run: login to a drawn Explore (the
 metrics and the four charts), a filter change (Outcome = Succeeded, until the count changes), a
-page switch (Explore to Rows, until the first page is drawn) and a page of rows (Next, until
-rows 101-200 are drawn). Needs Debian's chromium at /usr/bin/chromium.
+page switch (Explore to Rows, until the first page is drawn), a page of rows (Next, until
+rows 101-200 are drawn), and sorting by cost, ascending then descending (until the first cell
+changes). Needs Debian's chromium at /usr/bin/chromium.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     from nano_export import auth
+    from nano_export.db import get_engine
     from nano_export.settings import get_settings
 
     settings = get_settings(data_dir=args.data_dir)
-    if auth.role_of(settings.auth_file, "bench") is None:
-        auth.add_user(settings.auth_file, username="bench", role="analyst", password="pw-bench")
+    engine = get_engine(settings.db_url)
+    if auth.role_of(engine, "bench") is None:
+        auth.add_user(engine, username="bench", role="analyst", password="pw-bench-password")
     port = _free_port()
     env = {
         **os.environ,
@@ -86,7 +89,7 @@ def _drive(base: str) -> dict[str, float]:
         page.set_default_timeout(120_000)
         page.goto(base)
         page.get_by_role("textbox", name="Username").fill("bench")
-        page.get_by_role("textbox", name="Password").fill("pw-bench")
+        page.get_by_role("textbox", name="Password").fill("pw-bench-password")
         started = time.perf_counter()
         page.get_by_role("button", name="Login").click()
         expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(4)
@@ -113,6 +116,20 @@ def _drive(base: str) -> dict[str, float]:
         expect(page.get_by_text("rows 101–200 of")).to_be_visible()
         expect(page.locator('[data-testid="glide-cell-0-0"]')).not_to_have_text(first or "")
         out["page of rows"] = time.perf_counter() - started
+
+        first = page.locator('[data-testid="glide-cell-0-0"]').text_content()
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Sort by").click()
+        started = time.perf_counter()
+        page.get_by_role("option", name="cost_usd").click()
+        expect(page.get_by_text("rows 1–100 of")).to_be_visible()
+        expect(page.locator('[data-testid="glide-cell-0-0"]')).not_to_have_text(first or "")
+        out["sort by cost"] = time.perf_counter() - started
+
+        first = page.locator('[data-testid="glide-cell-0-0"]').text_content()
+        started = time.perf_counter()
+        page.get_by_text("Descending", exact=True).click()
+        expect(page.locator('[data-testid="glide-cell-0-0"]')).not_to_have_text(first or "")
+        out["cost descending"] = time.perf_counter() - started
         browser.close()
     return out
 
