@@ -61,7 +61,7 @@ class Site:
         heading = page.get_by_role("heading", name="Explore").first
         for _attempt in range(3):  # a click while the form is still being drawn can be lost
             page.get_by_role("textbox", name="Username").fill(user)
-            page.get_by_role("textbox", name="Password").fill(f"pw-{user}")
+            page.get_by_role("textbox", name="Password").fill(f"pw-{user}-browser")
             page.get_by_role("button", name="Login").click()
             try:
                 heading.wait_for(timeout=15_000)
@@ -72,7 +72,7 @@ class Site:
         # The login cookie is set on the run after the form's: wait for it, so that opening
         # another URL (a new session) logs in by the cookie.
         deadline = time.monotonic() + 20
-        while not any(c["name"] == auth.DEFAULT_COOKIE_NAME for c in context.cookies()):
+        while not any(c["name"] == auth.COOKIE_NAME for c in context.cookies()):
             assert time.monotonic() < deadline, "the login cookie was never set"
             page.wait_for_timeout(200)
         return page
@@ -115,7 +115,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     insert_interactions(engine)
     insert_executions(engine, 320, first_id=101)
     for name, role in USERS.items():
-        auth.add_user(settings.auth_file, username=name, role=role, password=f"pw-{name}")
+        auth.add_user(engine, username=name, role=role, password=f"pw-{name}-browser")
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
@@ -423,3 +423,45 @@ def test_screenshots_of_every_page(site: Site, dark: bool) -> None:
         assert (background == "rgb(20, 22, 28)") == dark, background
     finally:
         page.context.close()
+
+
+def test_a_date_preset_sets_since_in_utc_and_the_link_counts_the_same(
+    site: Site, anna: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+    from urllib.parse import parse_qs, urlparse
+
+    from playwright.sync_api import expect
+    from sqlalchemy import update
+
+    from nano_export import filters
+    from nano_export.schema import executions
+
+    engine = get_engine(site.db_url)
+    insert_executions(engine, 3, first_id=9001)  # recent runs: 2 days, 10 days and 40 days old
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for n, days in enumerate((2, 10, 40)):
+            conn.execute(
+                update(executions)
+                .where(executions.c.id == 9001 + n)
+                .values(started_at=now - timedelta(days=days))
+            )
+    anna.goto(site.base)
+    sidebar = anna.locator('[data-testid="stSidebar"]')
+    for preset, expected in (("7 days", 1), ("30 days", 2)):
+        sidebar.get_by_text(preset, exact=True).click()
+        expect(metric(anna)).to_have_text(str(expected))
+        expect(
+            sidebar.get_by_text(re.compile(r"From \d{4}-\d\d-\d\d \d\d:\d\d UTC to now"))
+        ).to_be_visible()
+        since = parse_qs(urlparse(anna.url).query)["since"][0]
+        began = filters.start_of(filters.parse_time("since", since))
+        days = int(preset.split()[0])
+        assert abs((now - timedelta(days=days) - began).total_seconds()) < 180, since
+        spec = FilterSpec(since=began)
+        assert queries.count_rows(engine, dataset="evaluation-results", spec=spec) == expected
+    # the link, opened again, shows the same rows
+    anna.goto(anna.url)
+    expect(metric(anna)).to_have_text("2")
+    expect(sidebar.get_by_text(re.compile(r"UTC to now"))).to_be_visible()
