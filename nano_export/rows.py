@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from nano_export import filters, privacy, queries
-from nano_export.datasets import get_dataset
+from nano_export.datasets import Dataset, get_dataset
 from nano_export.db import read_connection
 from nano_export.errors import BadInput, NotFound
 from nano_export.models import FilterSpec, Privacy
+from nano_export.schema import execution_metrics, executions
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -135,13 +138,16 @@ def rows_page(
     # Two steps: the page's ids from a narrow sorted scan (indexes only, no wide text rows),
     # then those rows in full. Sorting wide rows would read every prompt and response.
     row_id = ds.order_by[0]
-    order = list(ds.order_by)
-    if sort is not None:
-        key = ds.column(sort).expr
-        order = [key.desc() if descending else key.asc(), *ds.order_by]
-    ids_stmt = filters.apply_filters(select(row_id).select_from(ds.from_), full, ds)
-    ids_stmt = ids_stmt.order_by(*order).limit(page_size).offset((page - 1) * page_size)
     with read_connection(engine) as conn:
+        ids_stmt = page_ids_statement(
+            conn,
+            ds,
+            full,
+            sort=sort,
+            descending=descending,
+            offset=(page - 1) * page_size,
+            limit=page_size,
+        )
         ids = list(conn.execute(ids_stmt).scalars())
         stmt = ds.select(columns).where(row_id.in_(ids))
         result = conn.execute(stmt)
@@ -151,6 +157,50 @@ def rows_page(
         frame = frame.iloc[frame[ds.columns[0].name].map(place).argsort()].reset_index(drop=True)
     rows = privacy.apply_policy(frame, level=level, secret=secret)
     return RowsPage(rows=rows, total=total, page=page, page_size=page_size, spec=full)
+
+
+def _metrics_cover_every_execution(conn: Connection) -> bool:
+    """Every execution has its metrics row. The metrics' key is the execution's id (a foreign
+    key), so equal counts mean one row each: the LEFT JOIN of the metrics is then an inner join."""
+    counts = [
+        conn.execute(select(func.count()).select_from(table)).scalar_one()
+        for table in (executions, execution_metrics)
+    ]
+    return counts[0] == counts[1]
+
+
+def page_ids_statement(
+    conn: Connection,
+    ds: Dataset,
+    spec: FilterSpec,
+    *,
+    sort: str | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> Select[Any]:
+    """The ids of one page of ``ds`` under ``spec``, sorted by ``sort`` then by the dataset's id.
+
+    A sort on a metrics column (cost) reads the metrics table first, walking its index on
+    (cost_usd, execution_id) and looking each execution up by its key, when every execution has
+    its metrics row: the same rows in the same order as the dataset's LEFT JOIN (NULLs where the
+    database puts them), without sorting the whole selection. Otherwise the join is sorted.
+    """
+    row_id = ds.order_by[0]
+    order: list[ColumnElement[object]] = list(ds.order_by)
+    from_ = ds.from_
+    if sort is not None:
+        key = ds.column(sort).expr
+        order = [key.desc() if descending else key.asc(), *ds.order_by]
+        metrics_key = getattr(key, "table", None) is execution_metrics
+        if metrics_key and row_id is executions.c.id and _metrics_cover_every_execution(conn):
+            from_ = execution_metrics.join(
+                executions, executions.c.id == execution_metrics.c.execution_id
+            )
+            # the metrics' own id: the tie-break the index holds (the same value as the row's id)
+            order = [order[0], execution_metrics.c.execution_id.asc()]
+    stmt = filters.apply_filters(select(row_id).select_from(from_), spec, ds)
+    return stmt.order_by(*order).limit(limit).offset(offset)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,8 @@ execution_metrics = Table(
     Column("cost_usd", Float, nullable=True),
     Column("pricing_version", String(32), nullable=True),
     Index("ix_execution_metrics_cost", "execution_id", "cost_usd"),
+    # The Rows page sorted by cost walks this one (migration 0008_rows_indexes).
+    Index("ix_execution_metrics_cost_usd_id", "cost_usd", "execution_id"),
 )
 
 interactions = Table(

@@ -423,3 +423,45 @@ def test_screenshots_of_every_page(site: Site, dark: bool) -> None:
         assert (background == "rgb(20, 22, 28)") == dark, background
     finally:
         page.context.close()
+
+
+def test_a_date_preset_sets_since_in_utc_and_the_link_counts_the_same(
+    site: Site, anna: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+    from urllib.parse import parse_qs, urlparse
+
+    from playwright.sync_api import expect
+    from sqlalchemy import update
+
+    from nano_export import filters
+    from nano_export.schema import executions
+
+    engine = get_engine(site.db_url)
+    insert_executions(engine, 3, first_id=9001)  # recent runs: 2 days, 10 days and 40 days old
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for n, days in enumerate((2, 10, 40)):
+            conn.execute(
+                update(executions)
+                .where(executions.c.id == 9001 + n)
+                .values(started_at=now - timedelta(days=days))
+            )
+    anna.goto(site.base)
+    sidebar = anna.locator('[data-testid="stSidebar"]')
+    for preset, expected in (("7 days", 1), ("30 days", 2)):
+        sidebar.get_by_text(preset, exact=True).click()
+        expect(metric(anna)).to_have_text(str(expected))
+        expect(
+            sidebar.get_by_text(re.compile(r"From \d{4}-\d\d-\d\d \d\d:\d\d UTC to now"))
+        ).to_be_visible()
+        since = parse_qs(urlparse(anna.url).query)["since"][0]
+        began = filters.start_of(filters.parse_time("since", since))
+        days = int(preset.split()[0])
+        assert abs((now - timedelta(days=days) - began).total_seconds()) < 180, since
+        spec = FilterSpec(since=began)
+        assert queries.count_rows(engine, dataset="evaluation-results", spec=spec) == expected
+    # the link, opened again, shows the same rows
+    anna.goto(anna.url)
+    expect(metric(anna)).to_have_text("2")
+    expect(sidebar.get_by_text(re.compile(r"UTC to now"))).to_be_visible()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import streamlit as st
@@ -26,11 +26,24 @@ _SAVED = "_nx_query_saved"
 _LINK_ERROR, _LINK_ERROR_SIG = "_nx_query_error", "_nx_query_error_sig"
 #: The sidebar filter's error of the last run that drew it (None when valid), for other pages.
 FILTER_ERROR = "_nx_filter_error"
+#: The date presets: since = now (UTC, to the minute) less this span, until left open.
+PRESETS: dict[str, timedelta] = {
+    "24 hours": timedelta(hours=24),
+    "7 days": timedelta(days=7),
+    "30 days": timedelta(days=30),
+    "90 days": timedelta(days=90),
+}
+K_PRESET = "nx_period"
+#: The exact UTC instants behind the date fields, when since/until is a time and not a whole day
+#: (a preset, or a link with a time); a date field shows only the day.
+_SINCE_AT, _UNTIL_AT = "_nx_since_at", "_nx_until_at"
+_PRESET_SAVED = "_nx_period_saved"
 DATE_HELP = "A day in UTC, as in the exported times (…Z). Type YYYY-MM-DD and press Enter."
 WHERE_HELP = (
     "Comparisons `=` `!=` `<` `<=` `>` `>=`, `in (…)`, `~` (regular expression), `and`, `or`, "
     "`not` and parentheses — on any column of the dataset."
 )
+_WIDGET_KEYS = (K_DATASET, K_PROVIDER, K_MODEL, K_TEST, K_SINCE, K_UNTIL, K_SUCCESS, K_WHERE)
 QUERY_KEYS = ("provider", "model", "test", "since", "until", "success", "where", "dataset")
 
 
@@ -54,10 +67,64 @@ def _signature(params: dict[str, Any]) -> str:
     return json.dumps(norm, sort_keys=True)
 
 
+def utc_now() -> datetime:
+    """The current time in UTC (the presets count back from it)."""
+    return datetime.now(UTC)
+
+
 def _as_date(value: date | datetime | None) -> date | None:
     if isinstance(value, datetime):
         return value.date()
     return value
+
+
+def _instant(value: date | datetime | None) -> datetime | None:
+    """A time (not a whole day) in UTC; None for a date or nothing."""
+    return filters.start_of(value) if isinstance(value, datetime) else None
+
+
+def _apply_preset() -> None:
+    """The preset picked: since = now less its span (to the minute), until open; none: no dates."""
+    choice = st.session_state.get(K_PRESET)
+    since = None
+    if choice in PRESETS:
+        since = (utc_now() - PRESETS[choice]).replace(second=0, microsecond=0)
+    st.session_state[K_SINCE] = _as_date(since)
+    st.session_state[_SINCE_AT] = since
+    st.session_state[_PRESET_SAVED] = choice if since else None
+    st.session_state[K_UNTIL] = None
+    st.session_state[_UNTIL_AT] = None
+
+
+def _date_edited(instant_key: str) -> None:
+    """A date typed or picked by hand: a whole day, so the preset and its time no longer hold."""
+    st.session_state[instant_key] = None
+    st.session_state[K_PRESET] = st.session_state[_PRESET_SAVED] = None
+
+
+def _field_value(field_key: str, instant_key: str) -> date | datetime | None:
+    """The date field's value, or the instant behind it when it is still on that day."""
+    day = st.session_state.get(field_key)
+    instant = st.session_state.get(instant_key)
+    if isinstance(instant, datetime) and day == instant.date():
+        return instant
+    return day  # type: ignore[no-any-return]
+
+
+def _instant_caption() -> str | None:
+    """The exact times in force when since/until is a time, e.g. "From 2025-08-08 00:00 UTC"."""
+    parts = []
+    for word, field_key, instant_key in (
+        ("From", K_SINCE, _SINCE_AT),
+        ("until", K_UNTIL, _UNTIL_AT),
+    ):
+        value = _field_value(field_key, instant_key)
+        if isinstance(value, datetime):
+            parts.append(f"{word} {value.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+    if not parts:
+        return None
+    text = " ".join(parts)
+    return text[0].upper() + text[1:] + ("" if parts[-1].startswith("until") else " to now")
 
 
 def _load_widgets_from_query(params: dict[str, list[str]]) -> None:
@@ -77,8 +144,15 @@ def _load_widgets_from_query(params: dict[str, list[str]]) -> None:
     st.session_state[K_PROVIDER] = list(spec.provider)
     st.session_state[K_MODEL] = list(spec.model)
     st.session_state[K_TEST] = list(spec.test)
-    st.session_state[K_SINCE] = _as_date(spec.since)
-    st.session_state[K_UNTIL] = _as_date(spec.until)
+    since_at, until_at = _instant(spec.since), _instant(spec.until)
+    # The preset picked here stays when the link holds its time; a link's own times have none.
+    same = since_at is not None and until_at is None and st.session_state.get(_SINCE_AT) == since_at
+    st.session_state[_PRESET_SAVED] = st.session_state.get(_PRESET_SAVED) if same else None
+    st.session_state[K_PRESET] = st.session_state[_PRESET_SAVED]
+    st.session_state[K_SINCE] = _as_date(since_at or spec.since)
+    st.session_state[K_UNTIL] = _as_date(until_at or spec.until)
+    st.session_state[_SINCE_AT] = since_at
+    st.session_state[_UNTIL_AT] = until_at
     st.session_state[K_SUCCESS] = (
         "Any" if spec.success is None else "Succeeded" if spec.success else "Failed"
     )
@@ -124,8 +198,8 @@ def _widgets_spec() -> tuple[FilterSpec, str]:
         provider=tuple(st.session_state.get(K_PROVIDER) or ()),
         model=tuple(st.session_state.get(K_MODEL) or ()),
         test=tuple(st.session_state.get(K_TEST) or ()),
-        since=st.session_state.get(K_SINCE),
-        until=st.session_state.get(K_UNTIL),
+        since=_field_value(K_SINCE, _SINCE_AT),
+        until=_field_value(K_UNTIL, _UNTIL_AT),
         success=None if success in (None, "Any") else success == "Succeeded",
         where=where or None,
     )
@@ -144,7 +218,7 @@ def filter_sidebar(db_url: str) -> Selection:
         _load_widgets_from_query(st.session_state.get(_SAVED) or {})
     # Re-assign the values so the same widgets on another page start from them (Streamlit ties
     # widget state to the page that drew it).
-    for key in (K_DATASET, K_PROVIDER, K_MODEL, K_TEST, K_SINCE, K_UNTIL, K_SUCCESS, K_WHERE):
+    for key in (*_WIDGET_KEYS, K_PRESET):
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
     providers, models_by_provider, tests = data.choices(db_url)
@@ -164,9 +238,34 @@ def filter_sidebar(db_url: str) -> Selection:
     models = sorted({m for p in chosen for m in models_by_provider.get(p, [])})
     sb.multiselect("Model", _options(models, K_MODEL), key=K_MODEL, placeholder="All")
     sb.multiselect("Test", _options(tests, K_TEST), key=K_TEST, placeholder="All")
+    sb.pills(
+        "Last",
+        list(PRESETS),
+        key=K_PRESET,
+        on_change=_apply_preset,
+        help="Since that long before now (UTC, to the minute), until now. The share link keeps "
+        "the exact time, so it shows the same rows later.",
+    )
     # One date per row: two side by side cut the filled-in dates off.
-    sb.date_input("Since (UTC)", key=K_SINCE, format="YYYY-MM-DD", help=DATE_HELP)
-    sb.date_input("Until (UTC)", key=K_UNTIL, format="YYYY-MM-DD", help=DATE_HELP)
+    sb.date_input(
+        "Since (UTC)",
+        key=K_SINCE,
+        format="YYYY-MM-DD",
+        help=DATE_HELP,
+        on_change=_date_edited,
+        args=(_SINCE_AT,),
+    )
+    sb.date_input(
+        "Until (UTC)",
+        key=K_UNTIL,
+        format="YYYY-MM-DD",
+        help=DATE_HELP,
+        on_change=_date_edited,
+        args=(_UNTIL_AT,),
+    )
+    caption = _instant_caption()
+    if caption:
+        sb.caption(caption)
     date_slot = sb.empty()
     sb.segmented_control("Outcome", SUCCESS_CHOICES, key=K_SUCCESS)
     with sb.expander("Advanced", expanded=bool(st.session_state.get(K_WHERE))):
@@ -226,7 +325,7 @@ def load_spec(dataset: str, spec: FilterSpec) -> None:
     params = filters.to_query_params(spec)
     if dataset != DEFAULT_DATASET:
         params["dataset"] = dataset
-    for key in (K_DATASET, K_PROVIDER, K_MODEL, K_TEST, K_SINCE, K_UNTIL, K_SUCCESS, K_WHERE):
+    for key in (*_WIDGET_KEYS, K_PRESET, _SINCE_AT, _UNTIL_AT, _PRESET_SAVED):
         st.session_state.pop(key, None)
     st.session_state[_SAVED] = {k: [v] if isinstance(v, str) else v for k, v in params.items()}
     st.session_state[_SEEN] = _signature(params)
