@@ -1,7 +1,7 @@
 """rows indexes: the Rows page sorted by cost walks an index on (cost_usd, execution_id)
 
 Revision ID: 0008_rows_indexes
-Revises: 0005_saved_views
+Revises: 0006_workers
 
 A page of rows sorted by cost reads ``execution_metrics`` in this index's order and looks each
 execution up by its key, instead of sorting the whole join.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008_rows_indexes"
-down_revision = "0005_saved_views"
+down_revision = "0006_workers"
 branch_labels = None
 depends_on = None
 
