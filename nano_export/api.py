@@ -320,10 +320,6 @@ def check_nesting(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
             depth -= 1
 
 
-async def _read_request(request: Request, caller: Caller) -> ExportRequest:
-    return await _read_body(request, caller, ExportRequest)
-
-
 async def _read_body(request: Request, caller: Caller, model: type[_Body]) -> _Body:
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if caller.via == "cookie" and content_type != "application/json":
@@ -346,7 +342,7 @@ async def _read_body(request: Request, caller: Caller, model: type[_Body]) -> _B
 
 
 async def _create(request: Request, caller: Caller, ctx: _Context) -> Response:
-    export_request = await _read_request(request, caller)
+    export_request = await _read_body(request, caller, ExportRequest)
     record = await run_in_threadpool(
         jobs.submit_export,
         ctx.engine,

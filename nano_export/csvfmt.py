@@ -21,12 +21,9 @@ import csv
 import gzip as gzip_module
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,7 +39,7 @@ from nano_export.csvcells import (
     format_frame,
     guard_formula,
 )
-from nano_export.sinkfile import TEMP_SUFFIX, Digest, SinkResult, fsync_dir
+from nano_export.sinkfile import TEMP_SUFFIX, Digest, FileSink, SinkResult
 from nano_export.typedcells import TEXT, combined
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
@@ -135,12 +132,15 @@ def header_line(columns: Sequence[str]) -> bytes:
 # --- the sink --------------------------------------------------------------------------------
 
 
-class CsvSink:
+class CsvSink(FileSink):
     """One CSV file written chunk by chunk to a temporary name and renamed on :meth:`commit`.
 
     Use as a context manager: leaving the block by an exception (or without commit) removes the
-    temporary file; a final path never holds a partial file.
+    temporary file; a final path never holds a partial file. The temporary file, commit, abort and
+    the context manager are :class:`~nano_export.sinkfile.FileSink`'s, as for every format.
     """
+
+    kind = "CSV"
 
     def __init__(
         self,
@@ -151,23 +151,14 @@ class CsvSink:
         gzip: bool = False,
         excel: bool = False,
     ) -> None:
-        if not columns:
-            raise ValueError("a CSV file needs at least one column")
         missing = [c for c in columns if c not in kinds]
         if missing:
             raise ValueError(f"no kind given for column(s): {', '.join(missing)}")
-        self.path = Path(path)
-        self.columns = list(columns)
+        super().__init__(path, columns=list(columns))
         self.kinds = dict(kinds)
         self.gzip = gzip
         self._text = [self.kinds[c] == "text" for c in self.columns]
-        self._rows = 0
-        self._done = False
-        fd, temp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX
-        )
-        self.temp_path = Path(temp)
-        self._raw = os.fdopen(fd, "wb")
+        self._raw = self.temp_path.open("wb")
         self._digest = Digest(self._raw)
         self._out: Digest | gzip_module.GzipFile = self._digest
         # One writer thread compresses, hashes and writes chunk N while chunk N+1 is formatted
@@ -179,17 +170,11 @@ class CsvSink:
             self._out = gzip_module.GzipFile(
                 filename=name, mode="wb", fileobj=self._digest, compresslevel=GZIP_LEVEL, mtime=0
             )
-        logger.debug("writing %s via %s", self.path, self.temp_path)
         try:
             self._out.write((BOM if excel else b"") + header_line(self.columns))
         except BaseException:
             self.abort()
             raise
-
-    @property
-    def rows(self) -> int:
-        """Data rows written so far (the last chunk may still be on its way to the file)."""
-        return self._rows
 
     def _wait(self) -> None:
         """Wait for the chunk in flight; its write error, if any, is raised here."""
@@ -199,12 +184,7 @@ class CsvSink:
 
     def write(self, df: pd.DataFrame) -> None:
         """Format and append one chunk whose columns are exactly ``columns``, in order."""
-        if self._done:
-            raise RuntimeError(f"CSV sink for {self.path} is already closed")
-        if list(df.columns) != self.columns:
-            raise ValueError(
-                f"chunk columns {list(df.columns)} differ from the file's {self.columns}"
-            )
+        self._check(df)
         if len(df) == 0:
             return
         data = encode_rows(format_cells(df, self.kinds), text=self._text)
@@ -212,33 +192,16 @@ class CsvSink:
         self._pending = self._writer.submit(self._out.write, data)
         self._rows += len(df)
 
-    def commit(self) -> SinkResult:
-        """Flush, fsync and rename the temporary file to the final path; return what was written."""
-        if self._done:
-            raise RuntimeError(f"CSV sink for {self.path} is already closed")
-        try:
-            self._wait()
-            self._writer.shutdown()
-            if isinstance(self._out, gzip_module.GzipFile):
-                self._out.close()  # writes the gzip trailer through the digest
-            self._raw.flush()
-            os.fsync(self._raw.fileno())
-            self._raw.close()
-            os.replace(self.temp_path, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        self._done = True
-        fsync_dir(self.path.parent)
-        result = SinkResult(self.path, self._rows, self._digest.size, self._digest.sha.hexdigest())
-        logger.info("wrote %s: %d rows, %d bytes", self.path, result.rows, result.bytes)
-        return result
+    def _finish(self) -> tuple[int, str]:
+        """Write the last chunk and the gzip trailer; the size and sha256 hashed on the way."""
+        self._wait()
+        self._writer.shutdown()
+        if isinstance(self._out, gzip_module.GzipFile):
+            self._out.close()  # writes the gzip trailer through the digest
+        self._raw.close()
+        return self._digest.size, self._digest.sha.hexdigest()
 
-    def abort(self) -> None:
-        """Remove the temporary file; safe to call twice or after commit."""
-        if self._done:
-            return
-        self._done = True
+    def _close(self) -> None:
         with contextlib.suppress(Exception):  # a failed write is why we are aborting
             self._wait()
         self._writer.shutdown()
@@ -249,19 +212,3 @@ class CsvSink:
             pass
         finally:
             self._raw.close()
-        self.temp_path.unlink(missing_ok=True)
-        logger.info("discarded partial %s after %d rows", self.path, self._rows)
-
-    def __enter__(self) -> CsvSink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._done:
-            if exc_type is None:
-                logger.warning("CSV sink for %s left without commit; discarding it", self.path)
-            self.abort()

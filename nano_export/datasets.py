@@ -102,7 +102,8 @@ class Dataset:
 
 _GRADE_SCALE = "Grades run S (best), A, B, C, D, E to F (worst); empty when the run was not graded."
 #: The data dictionary: description, unit and meaning of each column name. A name means the
-#: same in every dataset; ``_INTERACTION_DOCS`` holds the few that differ there.
+#: same in every dataset, except in agent-interactions: ``_INTERACTION_DOCS`` holds all of its
+#: columns, worded for a request, response or tool call.
 DICTIONARY: dict[str, tuple[str, str, str]] = {
     "execution_id": ("Id of the agent execution (one model's run of one test).", "", ""),
     "eval_run_id": (

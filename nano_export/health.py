@@ -108,8 +108,8 @@ def check(engine: Engine, settings: Settings, storage: Storage) -> Health:
                     .group_by(exports.c.status)
                 )
             }
-        health.queued = int(counts.get("queued", 0))
-        health.running = int(counts.get("running", 0))
+        health.queued = counts.get("queued", 0)
+        health.running = counts.get("running", 0)
     except Exception as exc:
         health.database = _failure("database", exc)
         health.reasons.append("the database cannot be reached")

@@ -111,10 +111,8 @@ def reap_stale(engine: Engine, settings: Settings, *, now: datetime | None = Non
         ).scalars()
         candidates = list(stale)
     reaped = 0
+    reason = f"the worker stopped responding (no heartbeat for {settings.heartbeat_timeout_s} s)"
     for export_id in candidates:
-        reason = (
-            f"the worker stopped responding (no heartbeat for {settings.heartbeat_timeout_s} s)"
-        )
         with engine.begin() as conn:
             row = conn.execute(
                 update(exports)

@@ -94,9 +94,10 @@ def run_queued(engine: Engine, settings: Settings, export_id: str) -> None:
             )
         )
     except Exception as exc:  # the dataset or its columns changed since it was accepted
+        reason = reason_of(exc)
         with engine.begin() as conn:
-            if finish(conn, export_id, status="failed", values={"error": reason_of(exc)}):
-                audit_job(conn, rec, "export.failed", reason=reason_of(exc))
+            if finish(conn, export_id, status="failed", values={"error": reason}):
+                audit_job(conn, rec, "export.failed", reason=reason)
         return
     # This worker writes into its own export folder (its staging area before the store), which
     # need not be the folder of the process that accepted the export.

@@ -139,10 +139,7 @@ def get_export(
     """
     if settings is not None:
         reap_stale(engine, settings)
-    try:
-        rec = load(engine, export_id)
-    except NotFound:
-        raise NotFound(f"no export {export_id}") from None
+    rec = load(engine, export_id)  # NotFound, with the same message, when there is none
     if role != "admin" and rec.owner != user:
         raise NotFound(f"no export {export_id}")
     return rec
