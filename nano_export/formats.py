@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -74,7 +75,8 @@ def open_sink(
     """The writer of ``fmt`` for a file at ``path`` (written to a temporary name until commit).
 
     ``excel`` (a UTF-8 byte-order mark) applies to CSV only; ``manifest`` is stored in Parquet's
-    key-value metadata; ``sheet_rows`` is the data rows per xlsx worksheet.
+    key-value metadata, and its ``exported_at`` is an xlsx workbook's creation time;
+    ``sheet_rows`` is the data rows per xlsx worksheet.
     """
     if fmt in ("csv", "csv.gz"):
         return CsvSink(path, columns=columns, kinds=kinds, gzip=fmt == "csv.gz", excel=excel)
@@ -89,5 +91,7 @@ def open_sink(
     if fmt == "xlsx":
         from nano_export.xlsxfmt import XlsxSink
 
-        return XlsxSink(path, columns=columns, kinds=kinds, sheet_rows=sheet_rows)
+        at = (manifest or {}).get("exported_at")
+        created = datetime.fromisoformat(at) if isinstance(at, str) else None
+        return XlsxSink(path, columns=columns, kinds=kinds, sheet_rows=sheet_rows, created=created)
     raise ValueError(f"unknown format {fmt!r}; the formats are: {', '.join(FORMAT_NAMES)}")

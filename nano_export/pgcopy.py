@@ -16,15 +16,15 @@ path, spent a Python call per row; ``bench/export_bench.py`` has the figures.)
 - ADBC uses its own libpq connection, made from the engine's URL, in autocommit mode: one
   statement, no transaction left open. Closing the generator early cancels the query on the
   server and closes that connection.
-- Batches arrive at about ``BATCH_BYTES`` each; each is cut into frames of at most ``chunk_rows``
-  rows (slices: no copy). A column whose type is not of its kind's family is cast to it.
+- Batches arrive at about ``BATCH_BYTES`` each; they are regrouped into frames of ``chunk_rows``
+  rows (slices: no copy of the text). A column whose type is not of its kind's family is cast to it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -37,6 +37,7 @@ from sqlalchemy.engine import URL
 from nano_export.datasets import Kind
 from nano_export.db import compile_bound
 from nano_export.errors import ExportFailed
+from nano_export.typedcells import arrow_frame, arrow_schema, rechunk
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,6 @@ log = logging.getLogger(__name__)
 BATCH_BYTES = 4 << 20
 
 _BATCH_OPTION = "adbc.postgresql.batch_size_hint_bytes"
-#: Arrow type each column kind is read as.
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "bool": pa.bool_(),
-    "datetime": pa.timestamp("us", tz="UTC"),
-    "text": pa.large_string(),
-}
 
 
 def usable(conn: Connection) -> bool:
@@ -81,32 +74,6 @@ def select_sql(conn: Connection, stmt: Select[Any]) -> str:
     return str(ClientCursor(raw).mogrify(str(compiled), values))
 
 
-def _schema(names: Sequence[str], kinds: Mapping[str, Kind]) -> pa.Schema:
-    return pa.schema([(n, ARROW_TYPES[kinds[n]]) for n in names])
-
-
-def _same_family(got: pa.DataType, want: pa.DataType) -> bool:
-    """Types the rest of the engine treats alike: any string width, any integer width."""
-    text = (pa.types.is_string, pa.types.is_large_string)
-    return (any(t(got) for t in text) and any(t(want) for t in text)) or (
-        pa.types.is_integer(got) and pa.types.is_integer(want)
-    )
-
-
-def _frame(batch: pa.RecordBatch, schema: pa.Schema) -> pd.DataFrame:
-    """A batch as a DataFrame with the reader's column names, each column of its kind's type.
-
-    Columns already of their kind's family (varchar for text, int4 for int) are kept as they are:
-    casting them would copy every value for nothing.
-    """
-    columns = []
-    for column, field in zip(batch.columns, schema, strict=True):
-        keep = column.type == field.type or _same_family(column.type, field.type)
-        columns.append(column if keep else column.cast(field.type))
-    frame: pd.DataFrame = pa.RecordBatch.from_arrays(columns, names=schema.names).to_pandas()
-    return frame
-
-
 def _server_message(exc: BaseException) -> str:
     """The server's own words from an ADBC error (``ERROR: …``, ``FATAL: …``), on one line,
     without the driver's prefixes."""
@@ -131,13 +98,14 @@ def read_copy(
     kinds: Mapping[str, Kind],
     chunk_rows: int,
 ) -> Iterator[pd.DataFrame]:
-    """The rows of ``stmt`` as DataFrames of at most ``chunk_rows`` rows.
+    """The rows of ``stmt`` as DataFrames of ``chunk_rows`` rows (the last may have fewer): cut
+    where ``read_sql`` cuts them, for formats that keep chunks apart (Parquet's row groups).
 
     ``kinds`` gives the kind of every selected column, by label. An empty result yields one empty
     frame, as ``pandas.read_sql`` does. A failed connection or a server error raises ExportFailed
     with the server's message.
     """
-    schema = _schema([c.name for c in stmt.selected_columns], kinds)
+    schema = arrow_schema([c.name for c in stmt.selected_columns], kinds)
     query = select_sql(conn, stmt)
     yielded = finished = False
     with (
@@ -146,10 +114,9 @@ def read_copy(
     ):
         try:
             cursor.execute(query)
-            for batch in cursor.fetch_record_batch():
-                for start in range(0, batch.num_rows, chunk_rows):
-                    yielded = True
-                    yield _frame(batch.slice(start, chunk_rows), schema)
+            for table in rechunk(cursor.fetch_record_batch(), chunk_rows):
+                yielded = True
+                yield arrow_frame(table, schema)
             finished = True
         except (OSError, adbc.Error) as exc:
             raise ExportFailed(f"PostgreSQL: {_server_message(exc)}") from exc
@@ -158,4 +125,4 @@ def read_copy(
                 with contextlib.suppress(Exception):
                     cursor.adbc_cancel()
     if not yielded:
-        yield _frame(pa.RecordBatch.from_pylist([], schema=schema), schema)
+        yield arrow_frame(pa.RecordBatch.from_pylist([], schema=schema), schema)

@@ -9,7 +9,7 @@ same values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -176,3 +176,49 @@ def typed_table(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> pa.Table:
     names = [str(c) for c in df.columns]
     arrays = [typed_column(df.iloc[:, i], kinds[name]) for i, name in enumerate(names)]
     return pa.Table.from_arrays(arrays, schema=arrow_schema(names, kinds))
+
+
+def _same_family(got: pa.DataType, want: pa.DataType) -> bool:
+    """Types the rest of the engine treats alike: any string width, any integer width."""
+    text = (pa.types.is_string, pa.types.is_large_string)
+    return (any(t(got) for t in text) and any(t(want) for t in text)) or (
+        pa.types.is_integer(got) and pa.types.is_integer(want)
+    )
+
+
+def arrow_frame(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pd.DataFrame:
+    """Rows from a native reader as a DataFrame with the schema's column names, each column of
+    its kind's type.
+
+    Columns already of their kind's family (varchar for text, int4 for int) are kept as they are:
+    casting them would copy every value for nothing.
+    """
+    columns = []
+    for column, field in zip(batch.columns, schema, strict=True):
+        keep = column.type == field.type or _same_family(column.type, field.type)
+        columns.append(column if keep else column.cast(field.type))
+    frame: pd.DataFrame = pa.Table.from_arrays(columns, names=schema.names).to_pandas()
+    return frame
+
+
+def rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """The rows of ``batches`` regrouped into tables of exactly ``rows`` rows (the last may have
+    fewer). Slices, not copies: a table may span two batches.
+
+    Native readers cut their batches by their own rules (bytes, a first row of their own); the
+    export's chunks are cut where ``read_sql`` cuts them, so that every path writes the same file.
+    """
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        start = 0
+        while start < batch.num_rows:
+            piece = batch.slice(start, rows - held)
+            pending.append(piece)
+            held += piece.num_rows
+            start += piece.num_rows
+            if held == rows:
+                yield pa.Table.from_batches(pending)
+                pending, held = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)

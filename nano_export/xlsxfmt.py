@@ -19,6 +19,7 @@ XlsxWriter's (in the export folder); the workbook is assembled into the temporar
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,10 @@ class XlsxSink(FileSink):
         columns: list[str],
         kinds: Mapping[str, Kind],
         sheet_rows: int = SHEET_ROWS,
+        created: datetime | None = None,
     ) -> None:
+        """``created`` is the workbook's creation time in its properties (now by default): the
+        export's own time, so that the same export written twice gives the same bytes."""
         if not 1 <= sheet_rows <= SHEET_ROWS:
             raise ValueError(f"sheet_rows must be between 1 and {SHEET_ROWS}, not {sheet_rows}")
         missing = [c for c in columns if c not in kinds]
@@ -108,6 +112,8 @@ class XlsxSink(FileSink):
                 "default_date_format": DATE_FORMAT,
             },
         )
+        if created is not None:
+            self._book.set_properties({"created": created})
         self._bold = self._book.add_format({"bold": True})
         self._sheet: Any = None
         self._in_sheet = 0

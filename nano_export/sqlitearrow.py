@@ -1,0 +1,163 @@
+"""SQLite's fast read path: the plan's SELECT streamed as Arrow record batches by ADBC.
+
+``pandas.read_sql`` on SQLite holds the GIL for every row: the ``sqlite3`` module builds a tuple
+per row and pandas builds columns from them, so redaction and formatting wait for the reader. The
+ADBC SQLite driver steps the same statement in C and fills Arrow columns outside the GIL, one
+batch at a time when asked (memory stays at a batch or two), on its own connection to the file.
+
+**Column types.** SQLite has no column types, only values, so the driver takes each column's
+Arrow type from the values of the first batch. A column that is NULL in the whole first batch
+would be typed by guess, and the first real value later fails the read ("Type mismatch … expected
+INT64 but got STRING/BINARY"). CAST does not help: NULL stays NULL. So the statement gets a first
+row of its own, a *witness* holding one value of each column's kind (``0`` for int and bool,
+``0.5`` for float, ``''`` for text and timestamps, which SQLite stores as text)::
+
+    SELECT NULL, 0, '', 0.5, … UNION ALL SELECT key, <the plan's columns> FROM … ORDER BY 1
+
+The plan's order key (an integer primary key, never NULL) is the first column and the compound is
+ordered by it: NULL sorts first, so the witness is the first row by SQL's own rules, and SQLite
+merges the two ordered arms without a sort. The reader drops the witness and the key. A float
+column then reads integers as floats, as ``read_sql`` does; a value of another kind than its
+column's (text in an integer column) still fails, with ``NativeReadError``, and the export runs
+again on the ``read_sql`` path.
+
+**What stays on ``read_sql``.** The driver cannot call Python functions: a statement using the
+``regexp`` function that nano-export registers on its SQLite connections (a ``~`` filter, the
+free-text guard) is read by pandas, as is a statement not ordered by one integer primary key, and
+an in-memory database. Values are bound as parameters, as on the ``read_sql`` path.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import Column, ColumnElement, Connection, Select
+
+from nano_export.datasets import Kind
+from nano_export.db import compile_bound
+from nano_export.errors import ExportFailed
+from nano_export.typedcells import rechunk
+
+log = logging.getLogger(__name__)
+
+#: Functions that exist only as Python callbacks on nano-export's own SQLite connections.
+PYTHON_FUNCTIONS = ("regexp",)
+#: The witness row's value for each column kind (see the module's docstring).
+WITNESS: dict[str, str] = {"int": "0", "bool": "0", "float": "0.5", "text": "''", "datetime": "''"}
+_BATCH_ROWS = "adbc.sqlite.query.batch_rows"
+
+
+class NativeReadError(ExportFailed):
+    """The native reader met a value it cannot read (a value of another kind than its column's):
+    the ``read_sql`` path can."""
+
+
+@dataclass(frozen=True)
+class NativeQuery:
+    """A statement ready for the ADBC driver: SQL with ``?`` placeholders, and their values."""
+
+    path: Path
+    sql: str
+    params: tuple[Any, ...]
+    names: tuple[str, ...]
+
+
+def order_key(stmt: Select[Any]) -> ColumnElement[Any] | None:
+    """The column ``stmt`` is ordered by, when it is one integer primary key; None otherwise."""
+    order = list(stmt._order_by_clauses)
+    if len(order) != 1 or not isinstance(order[0], Column):
+        return None
+    column = order[0]
+    return column if column.primary_key and column.type.python_type is int else None
+
+
+def database_file(conn: Connection) -> Path | None:
+    """The SQLite file behind ``conn``; None for memory or a ``file:`` URI."""
+    database = conn.engine.url.database
+    if conn.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database).resolve()
+
+
+def native_query(
+    conn: Connection, stmt: Select[Any], kinds: Mapping[str, Kind]
+) -> NativeQuery | None:
+    """``stmt`` as the ADBC SQLite driver reads it (witness row first), or None when it cannot."""
+    path = database_file(conn)
+    key = order_key(stmt)
+    if path is None or key is None:
+        return None
+    names = tuple(c.name for c in stmt.selected_columns)
+    keyed = stmt.with_only_columns(key, *stmt.selected_columns).order_by(None)
+    compiled, values = compile_bound(conn, keyed)
+    body = str(compiled)
+    if any(name in body.lower() for name in PYTHON_FUNCTIONS):
+        return None
+    witness = ", ".join(["NULL", *(WITNESS[kinds[name]] for name in names)])
+    sql = f"SELECT {witness} UNION ALL {body} ORDER BY 1"
+    try:
+        params = tuple(_adapted(values[name]) for name in compiled.positiontup or ())
+    except sqlite3.ProgrammingError:  # a value the sqlite3 module itself cannot bind
+        return None
+    return NativeQuery(path=path, sql=sql, params=params, names=names)
+
+
+def _adapted(value: Any) -> Any:
+    """``value`` as the ``sqlite3`` module binds it on the ``read_sql`` path: its own types as
+    they are, anything else through its registered adapters (a datetime becomes ISO text)."""
+    if value is None or isinstance(value, int | float | str | bytes):
+        return value
+    return sqlite3.adapt(value, sqlite3.PrepareProtocol)
+
+
+def read_batches(query: NativeQuery, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``query`` as record batches of at most ``chunk_rows`` rows, without the
+    witness row and the key column (empty batches are skipped).
+
+    A value the driver cannot read raises NativeReadError; any other read error ExportFailed.
+    """
+    import adbc_driver_sqlite.dbapi as adbc
+
+    witness_left = True
+    try:
+        with (
+            adbc.connect(str(query.path)) as reader_conn,
+            reader_conn.cursor(adbc_stmt_kwargs={_BATCH_ROWS: str(chunk_rows)}) as cursor,
+        ):
+            cursor.execute(query.sql, query.params or None)
+            for batch in cursor.fetch_record_batch():
+                if witness_left and batch.num_rows:
+                    batch, witness_left = batch.slice(1), False
+                if batch.num_rows:
+                    yield pa.RecordBatch.from_arrays(batch.columns[1:], names=list(query.names))
+    except (adbc.Error, OSError, pa.ArrowException) as exc:  # Arrow's stream raises OSError
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = message.removeprefix("[SQLite] ")
+        if "Type mismatch" in message:
+            raise NativeReadError(f"SQLite: {message}") from exc
+        raise ExportFailed(f"SQLite: {message}") from exc
+
+
+def read_frames(
+    query: NativeQuery, chunk_rows: int, columns: Sequence[str]
+) -> Iterator[pd.DataFrame]:
+    """The rows of ``query`` as DataFrames of ``chunk_rows`` rows (the last may have fewer),
+    typed as ``pandas.read_sql`` types SQLite's values.
+
+    The chunks are cut where ``read_sql`` cuts them: the witness row takes a place in the driver's
+    first batch, and formats that keep chunks apart (Parquet's row groups) must not notice. An
+    empty result yields one empty frame with the columns, as ``pandas.read_sql`` does.
+    """
+    yielded = False
+    for table in rechunk(read_batches(query, chunk_rows), chunk_rows):
+        yielded = True
+        yield table.to_pandas()
+    if not yielded:
+        yield pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
