@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,7 +182,7 @@ NATIVE_READ = True
 
 def read_chunks(
     conn: Connection, plan: ExportPlan, chunk_rows: int, *, native: bool | None = None
-) -> Iterator[pd.DataFrame]:
+) -> Generator[pd.DataFrame, None, None]:
     """The plan's rows as DataFrames of at most ``chunk_rows`` rows, streamed from the database.
 
     Native readers build Arrow columns in C or Rust, outside the GIL, so reading overlaps with
@@ -238,12 +238,20 @@ def read_ahead(
 ) -> Generator[pd.DataFrame, None, None]:
     """``read_chunks`` on its own connection in a reader thread, one chunk ahead of the caller.
 
-    Reading (the driver building rows, pandas building columns) overlaps with redaction and CSV
-    formatting, which spend most of their time in Arrow kernels outside the GIL. At most one chunk
-    wait in the queue, so memory stays bounded by the chunk size.
+    Reading overlaps with redaction and formatting, which spend most of their time in Arrow
+    kernels outside the GIL (and the native readers hold no GIL at all). The reader starts on the
+    next chunk only when the caller has taken the one before: one chunk is read while one is
+    written, never more, so memory stays bounded by the chunk size.
     """
     ready: queue.Queue[object] = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(1)  # the reader may be one chunk ahead of the caller
     stop = threading.Event()
+
+    def wait_taken() -> bool:
+        while not stop.is_set():
+            if taken.acquire(timeout=0.1):
+                return True
+        return False
 
     def offer(item: object) -> bool:
         while not stop.is_set():
@@ -258,7 +266,13 @@ def read_ahead(
         try:
             with engine.connect() as conn:
                 try:
-                    for chunk in read_chunks(conn, plan, chunk_rows, native=native):
+                    chunks = read_chunks(conn, plan, chunk_rows, native=native)
+                    while True:
+                        if not wait_taken():
+                            return
+                        chunk = next(chunks, _END)
+                        if chunk is _END:
+                            break
                         if not offer(chunk):
                             return
                 except BaseException as exc:
@@ -267,6 +281,8 @@ def read_ahead(
                     # connection would then wait forever. Clearing those frames ends it now.
                     traceback.clear_frames(exc.__traceback__)
                     raise
+                finally:
+                    chunks.close()
             offer(_END)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             offer(exc)
@@ -281,6 +297,7 @@ def read_ahead(
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, pd.DataFrame)
+            taken.release()
             yield item
     finally:
         stop.set()

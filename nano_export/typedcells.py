@@ -203,7 +203,7 @@ def arrow_frame(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pd.DataF
 
 def rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
     """The rows of ``batches`` regrouped into tables of exactly ``rows`` rows (the last may have
-    fewer). Slices, not copies: a table may span two batches.
+    fewer). A table within one batch is a slice of it; one across two is joined into one.
 
     Native readers cut their batches by their own rules (bytes, a first row of their own); the
     export's chunks are cut where ``read_sql`` cuts them, so that every path writes the same file.
@@ -218,7 +218,14 @@ def rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
             held += piece.num_rows
             start += piece.num_rows
             if held == rows:
-                yield pa.Table.from_batches(pending)
+                yield _joined(pending)
                 pending, held = [], 0
     if pending:
-        yield pa.Table.from_batches(pending)
+        yield _joined(pending)
+
+
+def _joined(pieces: list[pa.RecordBatch]) -> pa.Table:
+    # A table over pieces of two batches would keep both batches alive as long as it lives, and
+    # every later step would join its chunked columns anyway: join them once, here.
+    table = pa.Table.from_batches(pieces)
+    return table.combine_chunks() if len(pieces) > 1 else table

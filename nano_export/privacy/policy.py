@@ -120,15 +120,15 @@ def stable_hash(value: str, secret: str) -> str:
 def _hash_series(series: pd.Series, secret: str) -> pd.Series:
     """Hash each distinct non-null value once; nulls stay null."""
     base = _hmac_base(secret)
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    # Distinct values and each row's index into them, found by Arrow outside the GIL.
+    encoded = pc.dictionary_encode(_text_array(series))
     hashed: list[str] = []
-    for unique in uniques:
+    for unique in encoded.dictionary.to_pylist():
         mac = base.copy()
-        mac.update(str(unique).encode("utf-8"))
+        mac.update(unique.encode("utf-8"))
         hashed.append(mac.hexdigest()[:HASH_LENGTH])
-    # Gather in Arrow: no Python string per row. Code -1 (null) becomes a masked index: null.
-    indices = pa.array(codes, mask=codes < 0, type=pa.int64())
-    values = pa.array(hashed, type=pa.large_string()).take(indices)
+    # Gather in Arrow: no Python string per row. A null index (a null value) gives null.
+    values = pa.array(hashed, type=pa.large_string()).take(encoded.indices)
     return pd.Series(values, index=series.index, name=series.name, dtype="str")
 
 
