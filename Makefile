@@ -55,8 +55,10 @@ chromium:
 		fi; \
 	fi
 
-## make bench: export speed and memory against the sqlite3 CLI, naive pandas and psql \copy, then
-## every export format against CSV (FORMATS_BENCH_ARGS="--rows 100000" for a quick run)
+## make bench: export speed and memory against the sqlite3 CLI and psql \copy (three runs each, on
+## PostgreSQL when NANO_EXPORT_TEST_PG_URL names a server), then every export format against CSV
+## (FORMATS_BENCH_ARGS="--rows 100000" for a quick run)
+BENCH_ARGS ?= --repeat 3
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/export_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/formats_bench.py $(FORMATS_BENCH_ARGS)
