@@ -37,6 +37,7 @@ from nano_export.models import (
     Role,
 )
 from nano_export.settings import Settings, get_settings
+from nano_export.sqlitearrow import NativeReadError
 from nano_export.typedcells import arrow_schema, typed_table
 
 
@@ -208,14 +209,21 @@ class Selection:
         )
         plan = plan_export(self.request)
         secret = client.settings.resolved_secret()
-        chunks = read_ahead(client.engine, plan, client.settings.chunk_rows)
+
+        def read(native: bool | None = None) -> list[pa.Table]:
+            chunks = read_ahead(client.engine, plan, client.settings.chunk_rows, native=native)
+            try:
+                return [
+                    typed_table(transform(chunk, plan, secret=secret), plan.output_kinds)
+                    for chunk in chunks
+                ]
+            finally:
+                chunks.close()
+
         try:
-            batches = [
-                typed_table(transform(chunk, plan, secret=secret), plan.output_kinds)
-                for chunk in chunks
-            ]
-        finally:
-            chunks.close()
+            batches = read()
+        except NativeReadError:  # a value only read_sql reads: read again on that path
+            batches = read(native=False)
         schema = arrow_schema(plan.output_names, plan.output_kinds)
         table = pa.concat_tables(batches) if batches else schema.empty_table()
         with client.engine.begin() as conn:

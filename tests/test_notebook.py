@@ -252,3 +252,23 @@ def test_notebook_export_formats_and_the_gzip_shorthand(
         nx.export("performance-metrics", format="xml")  # type: ignore[arg-type]
     with pytest.raises(BadInput, match="unknown column"):
         nx.select("performance-metrics", columns=["nope"])
+
+
+def test_to_arrow_reads_again_on_read_sql_when_the_native_reader_gives_up(
+    configured: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nano_export import sqlitearrow
+
+    if not configured.db_url.startswith("sqlite"):
+        pytest.skip("the native reader that gives up is SQLite's")
+    tried: list[int] = []
+
+    def gives_up(*args, **kwargs):  # type: ignore[no-untyped-def]
+        tried.append(1)
+        raise sqlitearrow.NativeReadError("SQLite: Type mismatch in column 3")
+        yield  # a generator, as the reader is
+
+    monkeypatch.setattr(sqlitearrow, "read_batches", gives_up)
+    nx = nano_export.connect(configured.db_url, user="ann")
+    table = nx.select("evaluation-results", provider="openai").to_arrow()
+    assert tried == [1] and table.num_rows == 10
