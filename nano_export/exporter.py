@@ -10,6 +10,7 @@ into a CSV.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import os
@@ -287,7 +288,11 @@ def read_ahead(
         except BaseException as exc:  # handed to the consumer, which re-raises it
             offer(exc)
 
-    reader = threading.Thread(target=produce, name="export-reader", daemon=True)
+    # The reader's log lines carry the export's context (its id, user, interface) like the rest.
+    context = contextvars.copy_context()
+    reader = threading.Thread(
+        target=context.run, args=(produce,), name="export-reader", daemon=True
+    )
     reader.start()
     try:
         while True:

@@ -121,3 +121,19 @@ def test_the_command_line_logs_the_libraries_too_in_the_chosen_format() -> None:
         root.handlers[:], package.handlers[:] = saved[0], saved[2]
         root.setLevel(saved[1])
         package.setLevel(saved[3])
+
+
+def test_the_export_reader_thread_logs_with_the_exports_context(
+    captured: io.StringIO, engine: Engine, tmp_path
+) -> None:
+    from factories import insert_executions
+
+    from nano_export.exporter import plan_export, run_export
+    from nano_export.models import ExportRequest
+
+    insert_executions(engine, 3)
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    with logs.bind(export_id="e9", user="ann", interface="cli"):
+        run_export(engine, plan, out_path=tmp_path / "x.csv", secret="k" * 40, chunk_rows=2)
+    (reader,) = [line for line in lines(captured) if line["msg"] == "export reader"]
+    assert (reader["export_id"], reader["user"], reader["interface"]) == ("e9", "ann", "cli")
