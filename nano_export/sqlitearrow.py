@@ -29,8 +29,11 @@ an in-memory database. Values are bound as parameters, as on the ``read_sql`` pa
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,7 @@ from sqlalchemy import Column, ColumnElement, Connection, Select
 from nano_export.datasets import Kind
 from nano_export.db import compile_bound
 from nano_export.errors import ExportFailed
+from nano_export.sqlitechild import TYPE_MISMATCH
 from nano_export.typedcells import rechunk
 
 log = logging.getLogger(__name__)
@@ -51,7 +55,8 @@ log = logging.getLogger(__name__)
 PYTHON_FUNCTIONS = ("regexp",)
 #: The witness row's value for each column kind (see the module's docstring).
 WITNESS: dict[str, str] = {"int": "0", "bool": "0", "float": "0.5", "text": "''", "datetime": "''"}
-_BATCH_ROWS = "adbc.sqlite.query.batch_rows"
+#: The child process that runs the driver (see its docstring for why a process of its own).
+CHILD = Path(__file__).with_name("sqlitechild.py")
 #: Rows per batch the driver builds. Its builders grow by doubling, so a batch costs up to twice
 #: its size while it is built: small batches, joined into the export's chunks, kept a 1M-row
 #: export's peak about 20 MB lower at the same speed (``bench/export_bench.py``).
@@ -121,32 +126,54 @@ def _adapted(value: Any) -> Any:
     return sqlite3.adapt(value, sqlite3.PrepareProtocol)
 
 
+def _json_param(value: Any) -> Any:
+    return {"hex": value.hex()} if isinstance(value, bytes) else value
+
+
 def read_batches(query: NativeQuery, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The rows of ``query`` as record batches of at most ``batch_rows`` rows, without the
     witness row and the key column (empty batches are skipped).
 
-    A value the driver cannot read raises NativeReadError; any other read error ExportFailed.
+    The driver runs in a child process (``sqlitechild``: two copies of SQLite in one process
+    corrupt databases) that streams Arrow IPC through a pipe; Arrow reads the stream in C. Closing
+    the generator early stops the child. A value the driver cannot read raises NativeReadError;
+    any other failure ExportFailed with the driver's words.
     """
-    import adbc_driver_sqlite.dbapi as adbc
-
-    witness_left = True
-    try:
-        with (
-            adbc.connect(str(query.path)) as reader_conn,
-            reader_conn.cursor(adbc_stmt_kwargs={_BATCH_ROWS: str(batch_rows)}) as cursor,
-        ):
-            cursor.execute(query.sql, query.params or None)
-            for batch in cursor.fetch_record_batch():
-                if witness_left and batch.num_rows:
-                    batch, witness_left = batch.slice(1), False
-                if batch.num_rows:
-                    yield pa.RecordBatch.from_arrays(batch.columns[1:], names=list(query.names))
-    except (adbc.Error, OSError, pa.ArrowException) as exc:  # Arrow's stream raises OSError
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        message = message.removeprefix("[SQLite] ")
-        if "Type mismatch" in message:
-            raise NativeReadError(f"SQLite: {message}") from exc
-        raise ExportFailed(f"SQLite: {message}") from exc
+    request = {
+        "path": str(query.path),
+        "sql": query.sql,
+        "params": [_json_param(v) for v in query.params],
+        "batch_rows": batch_rows,
+        "witness": True,
+        "names": list(query.names),
+    }
+    with subprocess.Popen(
+        [sys.executable, "-I", str(CHILD)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as child:
+        assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+        finished = broken = False
+        try:
+            child.stdin.write(json.dumps(request).encode())
+            child.stdin.close()
+            try:
+                for batch in pa.ipc.open_stream(child.stdout):
+                    if batch.num_rows:
+                        yield batch
+            except (pa.ArrowInvalid, OSError):
+                broken = True  # the child stopped writing: its status says why
+            finished = True
+        finally:
+            if not finished:  # closed early or failed: the child has nothing more to do
+                child.kill()
+            status = child.wait()
+            message = child.stderr.read().decode(errors="replace").strip().splitlines()
+    if finished and (status != 0 or broken):
+        words = message[-1] if message else f"the reader ended with status {status}"
+        error = NativeReadError if status == TYPE_MISMATCH else ExportFailed
+        raise error(f"SQLite: {words}")
 
 
 def read_frames(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -164,3 +167,55 @@ def test_a_database_that_goes_away_fails_with_the_drivers_words(engine, tmp_path
     )
     with pytest.raises(ExportFailed, match=r"^SQLite: "):
         list(sqlitearrow.read_batches(gone, 5))
+
+
+def test_the_driver_never_runs_in_the_process_that_writes(sqlite_url: str, tmp_path: Path) -> None:
+    """Two copies of SQLite in one process corrupt databases: the driver runs in a process of
+    its own."""
+    code = (
+        "import sys\n"
+        "from factories import insert_executions\n"
+        "from nano_export.db import get_engine\n"
+        "from nano_export.exporter import plan_export, run_export\n"
+        "from nano_export.models import ExportRequest\n"
+        f"engine = get_engine({sqlite_url!r})\n"
+        "insert_executions(engine, 30)\n"
+        "plan = plan_export(ExportRequest(dataset='evaluation-results'))\n"
+        "from pathlib import Path\n"
+        f"out = Path({str(tmp_path / 'x.csv')!r})\n"
+        "run_export(engine, plan, out_path=out, secret='k' * 40, chunk_rows=7)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('adbc_driver_sqlite')))\n"
+    )
+    tests = Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tests,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(tests)},
+    )
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "x.csv").read_bytes().count(b"\r\n") == 31
+
+
+def test_closing_the_reader_early_ends_its_process(engine) -> None:  # type: ignore[no-untyped-def]
+    insert_executions(engine, 300)
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    with engine.connect() as conn:
+        query = sqlitearrow.native_query(conn, plan.statement(raw=True), plan.dataset.kinds())
+    assert query is not None
+    seen: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(subprocess, "Popen", spy)
+        batches = sqlitearrow.read_batches(query, 10)
+        assert next(batches).num_rows == 9  # the driver's first batch, less the witness row
+        batches.close()
+    (child,) = seen
+    assert child.returncode is not None  # ended and reaped, not left running

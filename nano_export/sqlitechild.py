@@ -1,0 +1,73 @@
+"""Run as a child process: one SELECT on a SQLite file through ADBC, as an Arrow IPC stream.
+
+Usage: python -I sqlitechild.py  (the request as JSON on stdin; the stream on stdout)
+
+The request: ``{"path": FILE, "sql": SQL, "params": [...], "batch_rows": N, "witness": BOOL,
+"names": [...]}``. A parameter ``{"hex": "…"}`` is a blob. With ``witness`` the first row and
+the first column are dropped (the witness row and the order key of ``sqlitearrow``); ``names``
+names the columns that remain.
+
+The ADBC SQLite driver links its own copy of SQLite. Two copies of SQLite in one process break
+each other's locks: closing a file in one drops the POSIX locks the other holds on it, and a
+writer elsewhere can then corrupt what the first believes it has locked (in a test, four exports
+at once ended with "database disk image is malformed"). In a process of its own the driver is one
+more reader of the file, as safe as any. Run as a script with ``-I``, it imports pyarrow and the
+driver only, never the package or Python's ``sqlite3``.
+
+Exit status: 0 done, 3 a value of another kind than its column's (the ``read_sql`` path reads
+it), 1 any other error; the message is the last line on stderr.
+"""
+
+import json
+import sys
+
+#: Exit status when the driver meets a value of another kind than its column's.
+TYPE_MISMATCH = 3
+
+
+def _param(value: object) -> object:
+    if isinstance(value, dict) and set(value) == {"hex"}:
+        return bytes.fromhex(str(value["hex"]))
+    return value
+
+
+def main() -> int:
+    """Read the request on stdin, write the rows to stdout; the exit status says how it ended."""
+    import adbc_driver_sqlite.dbapi as adbc
+    import pyarrow as pa
+
+    request = json.load(sys.stdin)
+    params = [_param(v) for v in request["params"]]
+    names = list(request["names"])
+    writer = None
+    try:
+        with (
+            adbc.connect(request["path"]) as conn,
+            conn.cursor(
+                adbc_stmt_kwargs={"adbc.sqlite.query.batch_rows": str(request["batch_rows"])}
+            ) as cursor,
+        ):
+            cursor.execute(request["sql"], params or None)
+            witness_left = drop_key = bool(request["witness"])
+            for batch in cursor.fetch_record_batch():
+                if witness_left and batch.num_rows:
+                    batch, witness_left = batch.slice(1), False
+                columns = batch.columns[1:] if drop_key else batch.columns
+                out = pa.RecordBatch.from_arrays(columns, names=names)
+                if writer is None:
+                    writer = pa.ipc.new_stream(sys.stdout.buffer, out.schema)
+                if out.num_rows:
+                    writer.write_batch(out)
+        if writer is not None:
+            writer.close()
+        return 0
+    except BrokenPipeError:  # the reader stopped early: nothing more to say
+        return 0
+    except Exception as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(message.removeprefix("[SQLite] "), file=sys.stderr)
+        return TYPE_MISMATCH if "Type mismatch" in message else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
