@@ -2,8 +2,11 @@
 
 ``pandas.read_sql`` on SQLite holds the GIL for every row: the ``sqlite3`` module builds a tuple
 per row and pandas builds columns from them, so redaction and formatting wait for the reader. The
-ADBC SQLite driver steps the same statement in C and fills Arrow columns outside the GIL, one
-batch at a time when asked (memory stays at a batch or two), on its own connection to the file.
+ADBC SQLite driver steps the same statement in C and fills Arrow columns. It runs in a child
+process (``sqlitechild``): it links its own copy of SQLite, and two copies in one process break
+each other's POSIX locks (a test of four exports at once ended with "database disk image is
+malformed"). The child streams Arrow IPC through a pipe, batch by batch as the export takes them;
+the export's process reads the stream in C and keeps its own core for redaction and writing.
 
 **Column types.** SQLite has no column types, only values, so the driver takes each column's
 Arrow type from the values of the first batch. A column that is NULL in the whole first batch
