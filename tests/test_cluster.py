@@ -1,10 +1,10 @@
 """Two dashboard replicas on one PostgreSQL database and one S3 store (all on loopback).
 
-Two web-only dashboards and two ``nano-export worker`` processes: an export started on replica A
-through the API runs on a worker, and is followed, listed and downloaded on replica B with the
-same API token; its bytes match its sha256. (The browser variant — log in on A, download
-on B with the same cookie — needs users and the secret in the database; here both replicas share
-the secret key through their settings.)
+Two web-only dashboards and two ``nano-export worker`` processes, none given
+``NANO_EXPORT_SECRET_KEY``: all sign with the secret stored in the shared database. An export
+started on replica A through the API runs on a worker, and is followed, listed and downloaded on
+replica B with the same API token; its bytes match its sha256. (The browser variant — log in on A,
+download on B with the same cookie — is still missing.)
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_server import Server, insert_executions
+from api_server import SECRET, Server, insert_executions
 from cluster import Cluster, cluster, own_database
 from conftest import PG_URL
 from s3_server import new_bucket
 from sqlalchemy import select
 
+from nano_export import auth, keystore, sessions
 from nano_export.schema import exports
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -106,3 +107,22 @@ def test_both_replicas_are_healthy_and_report_the_same_metrics(
                 )
             )
     assert bodies[0] == bodies[1] and bodies[0]
+
+
+def test_the_replicas_sign_with_the_secret_stored_in_the_database(replicas: Cluster) -> None:
+    """No process gets the secret through its settings: a cookie from one is good on the other
+    only because both read the one ``nano-export init`` stored in the shared database."""
+    for env in [s.env for s in replicas.servers] + [w.env for w in replicas.workers]:
+        assert "NANO_EXPORT_SECRET_KEY" not in env
+    a, b = replicas.servers
+    with a.engine.connect() as conn:
+        stored = keystore.get_value(conn, keystore.SECRET_KEY)
+    assert stored and stored != SECRET
+    user = auth.get_user(a.engine, "ann")
+    assert user is not None
+    sid = sessions.start_session(a.engine, user_id=user.id, max_age_h=1)
+    for secret, expected in ((stored, 200), (SECRET, 401)):
+        cookie = sessions.encode_cookie(username="ann", sid=sid, secret=secret, max_age_h=1)
+        for server in (a, b):
+            with server.client(cookies={auth.COOKIE_NAME: cookie}) as client:
+                assert client.get("/api/exports").status_code == expected, server.base_url
