@@ -53,7 +53,8 @@ class Server:
         user = auth.get_user(self.engine, username)
         assert user is not None, username
         sid = sessions.start_session(self.engine, user_id=user.id, max_age_h=1)
-        return sessions.encode_cookie(username=username, sid=sid, secret=SECRET, max_age_h=1)
+        secret = self.settings.resolved_secret()
+        return sessions.encode_cookie(username=username, sid=sid, secret=secret, max_age_h=1)
 
     def client(self, user: str | None = None, **kwargs: Any) -> httpx.Client:
         """An HTTP client, authenticated with ``user``'s API token when given."""
@@ -129,14 +130,25 @@ def write_auth_file(settings: Settings) -> None:
     write_users(settings, USERS, password="pw")
 
 
-def start_server(work: Path, db_url: str, extra_env: dict[str, str] | None = None) -> Server:
-    """Initialise a data folder on ``db_url`` with users and tokens, then start the server."""
+def start_server(
+    work: Path,
+    db_url: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    secret: str | None = SECRET,
+) -> Server:
+    """Initialise a data folder on ``db_url`` with users and tokens, then start the server.
+
+    ``secret=None`` sets no ``NANO_EXPORT_SECRET_KEY``: the server signs with the secret that
+    ``nano-export init`` stored in the database.
+    """
     data_dir = work / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NANO_EXPORT_")}
+    if secret is not None:
+        env["NANO_EXPORT_SECRET_KEY"] = secret
     env.update(
         NANO_EXPORT_DATA_DIR=str(data_dir),
         NANO_EXPORT_DATABASE_URL=db_url,
-        NANO_EXPORT_SECRET_KEY=SECRET,
         NANO_EXPORT_MAX_CONCURRENT_EXPORTS="2",
         NANO_EXPORT_CHUNK_ROWS="1000",
         NANO_EXPORT_LOGIN_FREE_FAILURES="100",  # the tests send many bad credentials on purpose
@@ -145,7 +157,7 @@ def start_server(work: Path, db_url: str, extra_env: dict[str, str] | None = Non
     subprocess.run(
         [str(BIN / "nano-export"), "init"], env=env, cwd=ROOT, check=True, capture_output=True
     )
-    settings = get_settings(data_dir=data_dir, database_url=db_url, secret_key=SECRET)
+    settings = get_settings(data_dir=data_dir, database_url=db_url, secret_key=secret or "")
     write_auth_file(settings)
     engine = get_engine(db_url)
     issued = {user: tokens.create_token(engine, name=user) for user in USERS}

@@ -3,8 +3,9 @@
 Shared by the cluster test and ``bench/cluster_bench.py``: a database of its own on the PostgreSQL
 server, a bucket on the S3 test server, N ``streamlit run app.py`` replicas started by
 :func:`api_server.start_server` and M ``nano-export worker`` processes, each with its own data
-folder (staging files, users file) and the same secret key. The API tokens live in the shared
-database, so any replica's token works on all.
+folder (staging files). No process is given ``NANO_EXPORT_SECRET_KEY``: all sign with the secret
+``nano-export init`` stored in the shared database, where the users, login sessions and API tokens
+live too, so a login cookie or token from any replica works on all.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class WorkerProcess:
 
     proc: subprocess.Popen[bytes]
     log_path: Path
+    env: dict[str, str]
 
     def stop(self) -> None:
         """SIGTERM the worker (by its PID) and wait; SIGKILL if it will not stop."""
@@ -68,7 +70,7 @@ def start_worker(folder: Path, env: dict[str, str], concurrency: int = 2) -> Wor
     cmd = [sys.executable, "-m", "nano_export", "-v", "worker", "--concurrency", str(concurrency)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, env=worker_env, stdout=log, stderr=subprocess.STDOUT)
-    worker = WorkerProcess(proc, log_path)
+    worker = WorkerProcess(proc, log_path, worker_env)
     deadline = time.monotonic() + 60
     while "Starting worker on" not in log_path.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -109,7 +111,7 @@ def cluster(
         for n in range(dashboards):
             folder = work / f"replica-{chr(ord('a') + n)}"
             folder.mkdir(parents=True, exist_ok=True)
-            running.servers.append(start_server(folder, db_url, env))
+            running.servers.append(start_server(folder, db_url, env, secret=None))
         for n in range(workers):
             worker_env = {**running.servers[0].env, **env}
             running.workers.append(start_worker(work / f"worker-{n + 1}", worker_env))

@@ -11,10 +11,11 @@ from dashboard_app import PASSWORD, Dash, make_dash
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
-from nano_export import auth
+from nano_export import auth, sessions
 from nano_export.audit import list_events
 from nano_export.db import get_engine
 from nano_export.schema import login_sessions
+from nano_export.ui import session
 
 
 @pytest.fixture
@@ -206,3 +207,45 @@ def test_the_sixth_wrong_password_is_throttled_and_the_right_one_then_waits_too(
     assert _login_form_shown(at)
     assert _events(dash, "login.failed") == [("anna", "dashboard")] * 5
     assert _events(dash, "login.throttled") == [("anna", "dashboard")] * 2
+
+
+def test_a_cookie_login_cut_short_before_its_session_id_was_kept_logs_in_on_the_next_run(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun arriving as the page loads can stop a cookie login's run after the library marked
+    the browser session logged in and before the session id was kept: the next run takes the id
+    from the cookie again instead of saying the session ended."""
+    engine = get_engine(dash.settings.db_url)
+    anna = auth.get_user(engine, "anna")
+    assert anna is not None
+    sid = sessions.start_session(engine, user_id=anna.id, max_age_h=1)
+    # AppTest sends no cookies: the login cookie's session id is given here instead.
+    monkeypatch.setattr(session, "_cookie_sid", lambda _settings: sid)
+    at = dash.app()
+    at.session_state["authentication_status"] = True  # as the interrupted run left it
+    at.session_state["username"] = "anna"
+    at.session_state["name"] = "Anna"
+    at.run()
+    assert not at.exception
+    assert not _login_form_shown(at) and at.metric
+    assert at.session_state[session.SID] == sid
+
+
+@pytest.mark.parametrize("cookie_user", [None, "adam"], ids=["no-cookie", "another-users-cookie"])
+def test_a_login_without_a_session_id_and_no_matching_cookie_shows_the_login(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch, cookie_user: str | None
+) -> None:
+    engine = get_engine(dash.settings.db_url)
+    sid = None
+    if cookie_user is not None:
+        other = auth.get_user(engine, cookie_user)
+        assert other is not None
+        sid = sessions.start_session(engine, user_id=other.id, max_age_h=1)
+    monkeypatch.setattr(session, "_cookie_sid", lambda _settings: sid)
+    at = dash.app()
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = "anna"
+    at.session_state["name"] = "Anna"
+    at.run()
+    assert _login_form_shown(at)
+    assert "Your session has ended; log in again." in [e.value for e in at.error]

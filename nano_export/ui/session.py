@@ -138,6 +138,11 @@ def current_user(authenticator: Any, settings: Settings) -> CurrentUser | None:
             st.session_state[SID] = _cookie_sid(settings)
     if not st.session_state.get("authentication_status"):
         return None
+    if not st.session_state.get(SID):
+        # A rerun arriving as the page loads can stop a cookie login's run after the library
+        # marked it logged in and before the session id above was kept: read it again. The
+        # session must still be open and be this user's (checked below), as on any run.
+        st.session_state[SID] = _cookie_sid(settings)
     username = str(st.session_state.get("username") or "")
     sid = st.session_state.get(SID)
     found = None
