@@ -71,6 +71,8 @@ _FIELDS = {
     "success": e.c.success,
 }
 IntArray = npt.NDArray[np.int64]
+#: Group keys up to this many values are counted with a dense ``bincount``; more are sorted.
+_DENSE_KEYS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,12 @@ def warm(engine: Engine) -> None:
             log.exception("explore columns not loaded in the background")
 
     threading.Thread(target=run, name="explore-columns", daemon=True).start()
+
+
+def data_version(engine: Engine) -> str | None:
+    """The current data version of the executions (changes with every write), or None."""
+    key = _read_key(engine)
+    return None if key is None else f"{key.appended}:{key.changed}"
 
 
 def _read_key(engine: Engine) -> Key | None:
@@ -477,31 +485,43 @@ def _groups(
     """The grouped table (``overview.GROUP_COLUMNS``) of the selected rows."""
     period, labels = _periods(started, grain)
     n_log = len(LATENCY_EDGES) + 2
-    provider = cols.codes["provider"][mask].astype(np.int64)
-    model = cols.codes["model"][mask].astype(np.int64)
-    n_prov, n_model = len(cols.values["provider"]), len(cols.values["model"])
-    key = ((period * n_buckets + bucket) * n_log + log_bucket) * n_prov + provider
-    key = key * n_model + model
-    used, inverse = np.unique(key, return_inverse=True)
+    # (provider, model) as a compact pair index: the grouping key then spans few values, so
+    # ``bincount`` over the dense key space is cheaper than sorting the keys (``np.unique``).
+    n_model = len(cols.values["model"])
+    pair_code = cols.codes["provider"][mask].astype(np.int64) * n_model + cols.codes["model"][mask]
+    pair_seen = np.zeros(len(cols.values["provider"]) * n_model, dtype=np.bool_)
+    pair_seen[pair_code] = True
+    pair_ids = np.flatnonzero(pair_seen)
+    pair_index = np.zeros(len(pair_seen), dtype=np.int64)
+    pair_index[pair_ids] = np.arange(len(pair_ids))
+    n_pairs = len(pair_ids)
+    key = ((period * n_buckets + bucket) * n_log + log_bucket) * n_pairs + pair_index[pair_code]
+    space = (int(period.max()) + 1) * n_buckets * n_log * n_pairs
+    if space <= _DENSE_KEYS:
+        counts = np.bincount(key, minlength=space)
+        used = np.flatnonzero(counts)
+        inverse = key
+    else:
+        used, inverse = np.unique(key, return_inverse=True)
     size = len(used)
     latency, cost = cols.latency[mask], cols.cost[mask]
     has_lat, has_c = ~np.isnan(latency), ~np.isnan(cost)
 
     def total(weights: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
-        return np.bincount(inverse, weights=weights, minlength=size)
+        summed = np.bincount(inverse, weights=weights, minlength=space if inverse is key else size)
+        return summed[used] if inverse is key else summed
 
     n_lat = total(has_lat)
     sum_lat = np.where(n_lat > 0, total(np.where(has_lat, latency, 0.0)), np.nan)
     n_cost = total(has_c)
     summed_cost = np.where(n_cost > 0, total(np.where(has_c, cost, 0.0)), np.nan)
-    model_of = used % n_model
-    rest = used // n_model
-    provider_of = rest % n_prov
-    rest //= n_prov
+    pair_of = pair_ids[used % n_pairs]
+    rest = used // n_pairs
     log_of = rest % n_log
     rest //= n_log
     bucket_of = rest % n_buckets
     period_of = rest // n_buckets
+    provider_of, model_of = pair_of // n_model, pair_of % n_model
     no_latency = n_buckets - 1 if n_buckets > 1 else 0
     groups = pd.DataFrame(
         {

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, delete, text, update
 from test_queries import SPECS, _insert_varied
 
 from nano_export import columnar, queries
+from nano_export.db import get_engine
 from nano_export.importers import import_file
 from nano_export.models import FilterSpec
 from nano_export.overview import Overview
@@ -219,3 +220,24 @@ def test_an_empty_selection_and_a_selection_without_latencies(varied: Engine) ->
     )
     assert got.summary.median_latency is None and got.latency_histogram.empty
     _assert_same(got, want)
+
+
+def test_the_explore_page_shows_an_import_on_its_next_run(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamlit's cache is keyed by the data version: the next run shows the new totals."""
+    from dashboard_app import make_dash
+
+    dash = make_dash(tmp_path, monkeypatch, db_url=db_url)
+    engine = get_engine(db_url)
+    at = dash.logged_in("adam").run()
+    assert not at.exception and at.metric[0].value == "8"
+    if engine.dialect.name == "postgresql":  # the rows above took ids 1..8 without the sequence
+        with engine.begin() as conn:
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('executions', 'id'), 100)"))
+    assert import_file(engine, FIXTURES / "responses.jsonl").added == 3
+    at.run()
+    assert not at.exception and at.metric[0].value == "11"
+    assert len(at.dataframe[0].value) == 11
+    providers = at.multiselect(key="nx_provider").options
+    assert set(providers) >= {"anthropic", "ollama", "openai"}

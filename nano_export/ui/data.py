@@ -1,11 +1,17 @@
-"""``queries`` behind a short ``st.cache_data``, keyed by database, dataset and the spec's JSON."""
+"""``queries`` behind a short ``st.cache_data``, keyed by database, dataset, the spec's JSON and
+the data version.
+
+The data version (``columnar.data_version``: tokens that every write to the executions replaces,
+read with one primary-key lookup) is part of each key, so a cached figure is never shown after an
+import, a seeding or a delete — from this process or any other.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from nano_export import queries, rows
+from nano_export import columnar, queries, rows
 from nano_export.db import get_engine
 from nano_export.models import FilterSpec, Privacy
 
@@ -16,17 +22,37 @@ def _spec(spec_json: str) -> FilterSpec:
     return FilterSpec.model_validate_json(spec_json)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _version(db_url: str) -> str | None:
+    return columnar.data_version(get_engine(db_url))
+
+
 def overview(db_url: str, dataset: str, spec_json: str) -> queries.Overview:
-    """Summary, per-model table, latency histogram and runs over time, from one grouped scan."""
+    """Summary, per-model table, latency histogram and runs over time of the selection."""
+    return _overview(db_url, dataset, spec_json, _version(db_url))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _overview(db_url: str, dataset: str, spec_json: str, version: str | None) -> queries.Overview:
     return queries.overview(get_engine(db_url), dataset=dataset, spec=_spec(spec_json))
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def preview(
     db_url: str, dataset: str, spec_json: str, level: Privacy, secret: str, limit: int = 50
 ) -> pd.DataFrame:
     """Redacted sample rows."""
+    return _preview(db_url, dataset, spec_json, level, secret, limit, _version(db_url))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _preview(
+    db_url: str,
+    dataset: str,
+    spec_json: str,
+    level: Privacy,
+    secret: str,
+    limit: int,
+    version: str | None,
+) -> pd.DataFrame:
     return queries.preview(
         get_engine(db_url),
         dataset=dataset,
@@ -37,7 +63,6 @@ def preview(
     )
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def estimate(
     db_url: str,
     dataset: str,
@@ -47,6 +72,19 @@ def estimate(
     secret: str,
 ) -> queries.Estimate:
     """Rows and approximate size of an export."""
+    return _estimate(db_url, dataset, spec_json, columns, level, secret, _version(db_url))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _estimate(
+    db_url: str,
+    dataset: str,
+    spec_json: str,
+    columns: tuple[str, ...] | None,
+    level: Privacy,
+    secret: str,
+    version: str | None,
+) -> queries.Estimate:
     return queries.estimate(
         get_engine(db_url),
         dataset=dataset,
@@ -57,9 +95,13 @@ def estimate(
     )
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def choices(db_url: str) -> tuple[list[str], dict[str, list[str]], list[str]]:
     """Filter choices present in the data: providers, models by provider, tests."""
+    return _choices(db_url, _version(db_url))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _choices(db_url: str, version: str | None) -> tuple[list[str], dict[str, list[str]], list[str]]:
     engine = get_engine(db_url)
     return (
         queries.distinct_values(engine, field="provider"),
