@@ -53,7 +53,8 @@ with widgets.friendly_errors():
                 icon=":material/info:",
             )
         else:
-            st.plotly_chart(charts.success_rate(per_model), width="stretch", config=cfg)
+            fig = data.chart("success_rate", db_url, selection.dataset, spec_json)
+            st.plotly_chart(fig, width="stretch", config=cfg)
     with right:
         st.subheader("Latency by model")
         st.caption("Darker: a larger share of the model's runs; hover for counts.")
@@ -61,7 +62,7 @@ with widgets.friendly_errors():
         if buckets.empty:
             st.info("No latencies in this selection.", icon=":material/info:")
         else:
-            fig = charts.latency_distribution(buckets)
+            fig = data.chart("latency", db_url, selection.dataset, spec_json)
             st.plotly_chart(fig, width="stretch", config=cfg)
     left, right = st.columns(2)
     with left:
@@ -73,11 +74,12 @@ with widgets.friendly_errors():
                 icon=":material/info:",
             )
         else:
-            st.plotly_chart(charts.cost_per_run(per_model), width="stretch", config=cfg)
+            fig = data.chart("cost_per_run", db_url, selection.dataset, spec_json)
+            st.plotly_chart(fig, width="stretch", config=cfg)
     with right:
         st.subheader(f"{unit} over time")
         st.caption("Per day, week or month in UTC.")
-        fig = charts.runs_over_time(overview.runs_over_time)
+        fig = data.chart("runs_over_time", db_url, selection.dataset, spec_json)
         st.plotly_chart(fig, width="stretch", config=cfg)
 
     level = user.top_level

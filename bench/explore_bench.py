@@ -261,6 +261,7 @@ def bench(db_url: str, data_dir: Path, rows: int, runs: int) -> None:
         _, params = specs[label]
         for run in range(1, runs + 1):
             st.cache_data.clear()
+            ui_data._chart.clear()  # the figures (st.cache_resource)
             with call_timer(parts) as spent:
                 cold, at = page(params)
             warm, _ = page(params)
@@ -273,9 +274,11 @@ def bench(db_url: str, data_dir: Path, rows: int, runs: int) -> None:
     if columnar is not None:
         columnar.forget()
         st.cache_data.clear()
+        ui_data._chart.clear()
         first, _ = page({})
         print(f"first view after a start (columns loaded in it): {first:6.2f} s")
     st.cache_data.clear()
+    ui_data._chart.clear()
     elapsed, at = page(specs["free-text where"][1], figures=False)
     outcome = at.metric[0].value + " runs" if at.metric else "; ".join(e.value for e in at.error)
     print(f"free-text where ({FREE_TEXT_WHERE}), cold: {elapsed:6.2f} s (no target): {outcome}")

@@ -202,8 +202,8 @@ def data_version(engine: Engine) -> str | None:
 def _read_key(engine: Engine) -> Key | None:
     dv = data_versions
     stmt = select(dv.c.appended, dv.c.changed).where(dv.c.name == "executions")
-    try:
-        with read_connection(engine) as conn:
+    try:  # a primary-key read of a one-row table: no time limit needed (nor its round trip)
+        with engine.connect() as conn:
             row = conn.execute(stmt).first()
     except DBAPIError:  # a database without migration 0009: SQL only
         log.warning("no data_versions table: explore reads in SQL")

@@ -8,7 +8,10 @@ import, a seeding or a delete — from this process or any other.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from nano_export import columnar, queries, rows
@@ -34,6 +37,34 @@ def overview(db_url: str, dataset: str, spec_json: str) -> queries.Overview:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def _overview(db_url: str, dataset: str, spec_json: str, version: str | None) -> queries.Overview:
     return queries.overview(get_engine(db_url), dataset=dataset, spec=_spec(spec_json))
+
+
+Chart = Literal["success_rate", "latency", "cost_per_run", "runs_over_time"]
+
+
+def chart(kind: Chart, db_url: str, dataset: str, spec_json: str) -> go.Figure:
+    """One of Explore's figures of the selection (built once per selection and data version).
+
+    Building a plotly figure takes longer than reading the cached overview it shows; the figure
+    is only read afterwards (``st.plotly_chart`` serialises a copy), so sessions share it.
+    """
+    return _chart(kind, db_url, dataset, spec_json, _version(db_url))
+
+
+@st.cache_resource(ttl=TTL_S, max_entries=128, show_spinner=False)
+def _chart(
+    kind: Chart, db_url: str, dataset: str, spec_json: str, version: str | None
+) -> go.Figure:
+    from nano_export.ui import charts
+
+    found = _overview(db_url, dataset, spec_json, version)
+    if kind == "success_rate":
+        return charts.success_rate(found.by_model)
+    if kind == "cost_per_run":
+        return charts.cost_per_run(found.by_model)
+    if kind == "latency":
+        return charts.latency_distribution(found.latency_buckets)
+    return charts.runs_over_time(found.runs_over_time)
 
 
 def preview(
