@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import threading
 import time
@@ -121,6 +123,7 @@ def columns_for(engine: Engine) -> Columns | None:
         how = "appended" if cols is not None else "loaded"
         if cols is None:
             cols = _build(key, [_read(engine, after=-1)])
+            _release_memory()
         _cache[url] = cols
         log.info(
             "explore columns %s",
@@ -157,6 +160,18 @@ def data_version(engine: Engine) -> str | None:
     """The current data version of the executions (changes with every write), or None."""
     key = _read_key(engine)
     return None if key is None else f"{key.appended}:{key.changed}"
+
+
+def _release_memory() -> None:
+    """Hand the memory of a full load's Arrow table back to the system.
+
+    The allocators keep freed memory for reuse: after a 1M-row load the process held ~120 MB more
+    than the 49 MB of columns; with this, ~20 MB more.
+    """
+    pa.default_memory_pool().release_unused()
+    # glibc keeps what connectorx and ADBC freed; elsewhere there is nothing to do.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _read_key(engine: Engine) -> Key | None:
