@@ -42,8 +42,10 @@ def _covers(ds: Dataset) -> bool:
     fields_ok = all(ds.filter_fields.get(k) is col for k, col in _FIELDS.items())
     latency = names.get("execution_time_s")
     cost = names.get("cost_usd")
+    in_id_order = len(ds.order_by) == 1 and ds.order_by[0] is e.c.id  # what first_ids gives
     return (
         fields_ok
+        and in_id_order
         and latency is e.c.execution_time_s
         and names.get("provider") is e.c.provider
         and names.get("model") is e.c.model
@@ -52,12 +54,18 @@ def _covers(ds: Dataset) -> bool:
     )
 
 
+def _take(values: npt.NDArray[Any], mask: npt.NDArray[np.bool_] | None) -> npt.NDArray[Any]:
+    """The selected rows of ``values``; all of them, uncopied, for ``None``."""
+    return values if mask is None else values[mask]
+
+
 def _micros_of(value: datetime) -> int:
     return (value - _EPOCH) // timedelta(microseconds=1)
 
 
 def _isin(cols: Columns, name: str, wanted: tuple[str, ...]) -> npt.NDArray[np.bool_]:
-    codes = [i for i, v in enumerate(cols.values[name]) if v in set(wanted)]
+    chosen = set(wanted)
+    codes = [i for i, v in enumerate(cols.values[name]) if v in chosen]
     return np.isin(cols.codes[name], np.asarray(codes, dtype=np.int32))
 
 
@@ -151,20 +159,22 @@ def overview(
     found = selection(engine, dataset=dataset, spec=spec)
     if found is None:
         return None
-    cols, mask, has_cost = found
-    if not mask.any():
+    cols, selected, has_cost = found
+    if not selected.any():
         return empty(True, has_cost)
-    started = cols.started_us[mask]
-    first, last = int(started.min()), int(started.max())
+    mask = None if selected.all() else selected  # all rows: no copies
+    day = _take(cols.derived["day"], mask)
+    first, last = int(day.min()), int(day.max())
     if grain is None:
-        span = (last - first) // _DAY_US
+        # Whole days between the first and the last start, as the SQL path counts them.
+        started = _take(cols.started_us, mask)
+        span = (int(started.max()) - int(started.min())) // _DAY_US
         grain = "day" if span <= 120 else "week" if span <= 730 else "month"
-    latency = cols.latency[mask]
+    latency = _take(cols.latency, mask)
     known = ~np.isnan(latency)
     lo = width = 0.0
     n_buckets = 1  # only "no latency" without any latency
     bucket = np.zeros(len(latency), dtype=np.int64)
-    log_bucket = np.full(len(latency), len(LATENCY_EDGES) + 1, dtype=np.int64)
     median = None
     if known.any():
         values = latency[known]
@@ -173,21 +183,21 @@ def overview(
         with np.errstate(invalid="ignore"):
             raw = np.floor((latency - lo) / width)
         bucket = np.where(known, np.minimum(np.nan_to_num(raw), bins - 1), bins).astype(np.int64)
-        edges = np.asarray(LATENCY_EDGES, dtype=np.float64)
-        log_bucket = np.where(known, np.searchsorted(edges, latency, side="right"), len(edges) + 1)
         n_buckets = bins + 1
         median = float(np.median(values))
-    groups = _groups(cols, mask, started, bucket, n_buckets, log_bucket, grain, has_cost)
+    log_bucket = _take(cols.derived["log_bucket"], mask).astype(np.int64)
+    period, labels = _periods(day, first, last, grain)
+    groups = _groups(cols, mask, period, labels, bucket, n_buckets, log_bucket, has_cost)
     return from_groups(
         groups, lo=lo, width=width, median=median, has_success=True, has_cost=has_cost
     )
 
 
-def _periods(started: IntArray, grain: str) -> tuple[IntArray, list[str]]:
+def _periods(
+    day: npt.NDArray[Any], first: int, last: int, grain: str
+) -> tuple[IntArray, list[str]]:
     """Each row's period as a compact index, and each index's first day ('YYYY-MM-DD', UTC)."""
-    days = started // _DAY_US
-    first = int(days.min())
-    every_day = np.arange(first, int(days.max()) + 1, dtype=np.int64)
+    every_day = np.arange(first, last + 1, dtype=np.int64)
     if grain == "week":  # 1970-01-01 was a Thursday: the Monday is 3 days before
         starts = every_day - (every_day + 3) % 7
     elif grain == "month":
@@ -197,26 +207,25 @@ def _periods(started: IntArray, grain: str) -> tuple[IntArray, list[str]]:
         starts = every_day
     unique, index = np.unique(starts, return_inverse=True)
     labels = [str(d) for d in unique.astype("datetime64[D]")]
-    return index[days - first].astype(np.int64), labels
+    return index.astype(np.int64)[day - first], labels
 
 
 def _groups(
     cols: Columns,
-    mask: npt.NDArray[np.bool_],
-    started: IntArray,
+    mask: npt.NDArray[np.bool_] | None,
+    period: IntArray,
+    labels: list[str],
     bucket: IntArray,
     n_buckets: int,
     log_bucket: IntArray,
-    grain: str,
     has_cost: bool,
 ) -> pd.DataFrame:
-    """The grouped table (``overview.GROUP_COLUMNS``) of the selected rows."""
-    period, labels = _periods(started, grain)
+    """The grouped table (``overview.GROUP_COLUMNS``) of the selected rows (all for None)."""
     n_log = len(LATENCY_EDGES) + 2
     # (provider, model) as a compact pair index: the grouping key then spans few values, so
     # ``bincount`` over the dense key space is cheaper than sorting the keys (``np.unique``).
     n_model = len(cols.values["model"])
-    pair_code = cols.codes["provider"][mask].astype(np.int64) * n_model + cols.codes["model"][mask]
+    pair_code = _take(cols.derived["pair"], mask)
     pair_seen = np.zeros(len(cols.values["provider"]) * n_model, dtype=np.bool_)
     pair_seen[pair_code] = True
     pair_ids = np.flatnonzero(pair_seen)
@@ -232,7 +241,7 @@ def _groups(
     else:
         used, inverse = np.unique(key, return_inverse=True)
     size = len(used)
-    latency, cost = cols.latency[mask], cols.cost[mask]
+    latency, cost = _take(cols.latency, mask), _take(cols.cost, mask)
     has_lat, has_c = ~np.isnan(latency), ~np.isnan(cost)
 
     def total(weights: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
@@ -261,7 +270,7 @@ def _groups(
             ),
             "log_bucket": np.where(log_of == n_log - 1, np.nan, log_of.astype(np.float64)),
             "rows": total(None).astype(np.int64),
-            "ok": total(cols.success[mask]).astype(np.int64),
+            "ok": total(_take(cols.success, mask)).astype(np.int64),
             "n_lat": n_lat.astype(np.int64),
             "sum_lat": sum_lat,
             "cost": summed_cost if has_cost else np.full(size, np.nan),

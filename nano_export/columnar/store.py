@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from nano_export.db import read_connection
 from nano_export.errors import QueryTimeout
+from nano_export.overview import LATENCY_EDGES
 from nano_export.schema import data_versions
 from nano_export.schema import execution_metrics as m
 from nano_export.schema import executions as e
@@ -35,6 +36,7 @@ _LOAD_SQL = (
     "WHERE e.id > {after}"
 )
 IntArray = npt.NDArray[np.int64]
+_DAY_US = 86_400_000_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Columns:
     cost: npt.NDArray[np.float64]  # NaN for NULL or no metrics row
     metrics_rows: int
     _pairs: list[tuple[str, str]] = field(default_factory=list, compare=False, repr=False)
+    #: Per-row values derived once, when loaded (``derive``): day, log_bucket and pair.
+    derived: dict[str, npt.NDArray[Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def rows(self) -> int:
@@ -69,7 +73,7 @@ class Columns:
     def nbytes(self) -> int:
         """Bytes the arrays take."""
         arrays = [self.ids, self.started_us, self.success, self.latency, self.cost]
-        return sum(a.nbytes for a in [*arrays, *self.codes.values()])
+        return sum(a.nbytes for a in [*arrays, *self.codes.values(), *self.derived.values()])
 
 
 _cache: dict[str, Columns] = {}
@@ -261,7 +265,25 @@ def _build(key: Key, parts: list[pa.Table], base: Columns | None = None) -> Colu
     if order is not None:
         new = {k: v[order] for k, v in new.items()}
         codes = {k: v[order] for k, v in codes.items()}
-    return Columns(key=key, codes=codes, values=values, metrics_rows=metrics_rows, **new)
+    cols = Columns(key=key, codes=codes, values=values, metrics_rows=metrics_rows, **new)
+    cols.derived.update(derive(cols))
+    return cols
+
+
+def derive(cols: Columns) -> dict[str, npt.NDArray[Any]]:
+    """Per-row values every overview needs, computed once: ``day`` (UTC days since 1970),
+    ``log_bucket`` (the ``LATENCY_EDGES`` bucket; ``len(LATENCY_EDGES) + 1`` without a latency)
+    and ``pair`` (provider code × number of models + model code)."""
+    edges = np.asarray(LATENCY_EDGES, dtype=np.float64)
+    inside = np.searchsorted(edges, cols.latency, side="right")
+    n_model = len(cols.values["model"])
+    return {
+        "day": (cols.started_us // _DAY_US).astype(np.int32),
+        "log_bucket": np.where(np.isnan(cols.latency), len(edges) + 1, inside).astype(np.int8),
+        "pair": (cols.codes["provider"].astype(np.int64) * n_model + cols.codes["model"]).astype(
+            np.int32
+        ),
+    }
 
 
 def _append(engine: Engine, have: Columns, key: Key) -> Columns | None:
