@@ -241,3 +241,25 @@ def test_the_explore_page_shows_an_import_on_its_next_run(
     assert len(at.dataframe[0].value) == 11
     providers = at.multiselect(key="nx_provider").options
     assert set(providers) >= {"anthropic", "ollama", "openai"}
+
+
+def test_a_large_sqlite_load_reads_in_a_child_process_with_the_same_columns(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """connectorx (its own SQLite library) runs in a process of its own: the same arrays."""
+    from nano_export.columnar import store
+
+    engine = get_engine(sqlite_url)
+    _insert_varied(engine)
+    in_process = columnar.columns_for(engine)
+    columnar.forget()
+    monkeypatch.setattr(store, "IN_PROCESS_ROWS", 0)
+    child = columnar.columns_for(engine)
+    assert in_process is not None and child is not None and child.rows == 90
+    for name in ("ids", "started_us", "success", "latency", "cost"):
+        assert getattr(child, name).tolist() == pytest.approx(
+            getattr(in_process, name).tolist(), nan_ok=True
+        ), name
+    assert child.values == in_process.values and child.metrics_rows == in_process.metrics_rows
+    spec = FilterSpec(since=date(2025, 6, 1), provider=("openai",))
+    _assert_same(_memory(engine, spec), queries.sql_overview(engine, dataset=DS, spec=spec))

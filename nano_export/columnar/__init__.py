@@ -21,7 +21,7 @@ and they live in the database, so an import through any process or replica is se
 ``where`` (free text or not) is not evaluated here: the caller falls back to SQL.
 """
 
-from nano_export.columnar.select import count, distinct, first_ids, overview, pairs, selection
+from nano_export.columnar.answers import count, distinct, first_ids, overview, pairs, selection
 from nano_export.columnar.store import Columns, Key, columns_for, data_version, forget, warm
 
 __all__ = [

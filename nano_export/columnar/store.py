@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +36,21 @@ _LOAD_SQL = (
     "e.execution_time_s, m.execution_id AS metrics_id, m.cost_usd "
     "FROM executions e LEFT JOIN execution_metrics m ON m.execution_id = e.id "
     "WHERE e.id > {after}"
+)
+#: Up to this many rows, SQLite is read in this process with the standard library (no process to
+#: start: an import's few rows take milliseconds); more go through connectorx in a child process.
+IN_PROCESS_ROWS = 50_000
+_NAMES = (
+    "id", "provider", "model", "test_id", "test_name", "started_at", "success",
+    "execution_time_s", "metrics_id", "cost_usd",
+)  # fmt: skip
+#: The load's SELECT for the standard library: started_at as microseconds since 1970 (UTC).
+_SQLITE_SQL = (
+    "SELECT e.id, e.provider, e.model, e.test_id, e.test_name, "
+    "CAST(strftime('%s', e.started_at) AS INTEGER) * 1000000"
+    " + CAST(substr(e.started_at || '.000000', 21, 6) AS INTEGER), "
+    "e.success != 0, e.execution_time_s, m.execution_id, m.cost_usd "
+    "FROM executions e LEFT JOIN execution_metrics m ON m.execution_id = e.id WHERE e.id > ?"
 )
 IntArray = npt.NDArray[np.int64]
 _DAY_US = 86_400_000_000
@@ -193,13 +210,32 @@ def _read_key(engine: Engine) -> Key | None:
 def _read(engine: Engine, *, after: int) -> pa.Table:
     """The executions with an id above ``after``, as an Arrow table."""
     sql = _LOAD_SQL.format(after=int(after))
-    if engine.dialect.name == "sqlite":
-        import connectorx as cx
+    if engine.dialect.name != "sqlite":
+        return _read_postgres(engine, sql)
+    with engine.connect() as conn:
+        raw: Any = conn.connection.driver_connection
+        count = raw.execute("SELECT count(*) FROM executions WHERE id > ?", (after,)).fetchone()
+        if int(count[0]) <= IN_PROCESS_ROWS:
+            rows = raw.execute(_SQLITE_SQL, (after,)).fetchall()
+            columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[]] * len(_NAMES)
+            types = [pa.int64(), *[pa.string()] * 4, pa.int64(), pa.int8(), pa.float64()]
+            types += [pa.int64(), pa.float64()]
+            arrays = [pa.array(c, type=t) for c, t in zip(columns, types, strict=True)]
+            return pa.Table.from_arrays(arrays, names=list(_NAMES))
+    return _read_sqlite_child(Path(str(engine.url.database)).resolve(), sql)
 
-        path = Path(str(engine.url.database)).resolve()
-        table: pa.Table = cx.read_sql(f"sqlite://{path}", sql, return_type="arrow")
-        return table
-    return _read_postgres(engine, sql)
+
+def _read_sqlite_child(path: Path, sql: str) -> pa.Table:
+    """``sql`` read by connectorx in a child process (see ``sqlite_reader.py`` for why)."""
+    script = Path(__file__).with_name("sqlite_reader.py")
+    done = subprocess.run(
+        [sys.executable, "-P", str(script), str(path), sql], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        reason = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        raise RuntimeError(f"reading the explore columns failed: {' '.join(reason)}")
+    table: pa.Table = pa.ipc.open_stream(pa.py_buffer(done.stdout)).read_all()
+    return table
 
 
 def _read_postgres(engine: Engine, sql: str) -> pa.Table:

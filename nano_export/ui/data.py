@@ -8,7 +8,7 @@ import, a seeding or a delete — from this process or any other.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -25,13 +25,27 @@ def _spec(spec_json: str) -> FilterSpec:
     return FilterSpec.model_validate_json(spec_json)
 
 
-def _version(db_url: str) -> str | None:
+#: Stands for "read the data version now" (a page that shows several figures reads it once).
+_READ: Final = "read"
+
+
+def data_version(db_url: str) -> str | None:
+    """The data version of the executions now (``columnar.data_version``)."""
     return columnar.data_version(get_engine(db_url))
 
 
-def overview(db_url: str, dataset: str, spec_json: str) -> queries.Overview:
-    """Summary, per-model table, latency histogram and runs over time of the selection."""
-    return _overview(db_url, dataset, spec_json, _version(db_url))
+def _version(db_url: str, given: str | None = _READ) -> str | None:
+    return data_version(db_url) if given == _READ else given
+
+
+def overview(
+    db_url: str, dataset: str, spec_json: str, version: str | None = _READ
+) -> queries.Overview:
+    """Summary, per-model table, latency histogram and runs over time of the selection.
+
+    ``version``: the ``data_version`` the page read at its start; read here when not given.
+    """
+    return _overview(db_url, dataset, spec_json, _version(db_url, version))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -42,13 +56,15 @@ def _overview(db_url: str, dataset: str, spec_json: str, version: str | None) ->
 Chart = Literal["success_rate", "latency", "cost_per_run", "runs_over_time"]
 
 
-def chart(kind: Chart, db_url: str, dataset: str, spec_json: str) -> go.Figure:
+def chart(
+    kind: Chart, db_url: str, dataset: str, spec_json: str, version: str | None = _READ
+) -> go.Figure:
     """One of Explore's figures of the selection (built once per selection and data version).
 
     Building a plotly figure takes longer than reading the cached overview it shows; the figure
     is only read afterwards (``st.plotly_chart`` serialises a copy), so sessions share it.
     """
-    return _chart(kind, db_url, dataset, spec_json, _version(db_url))
+    return _chart(kind, db_url, dataset, spec_json, _version(db_url, version))
 
 
 @st.cache_resource(ttl=TTL_S, max_entries=128, show_spinner=False)
@@ -68,10 +84,16 @@ def _chart(
 
 
 def preview(
-    db_url: str, dataset: str, spec_json: str, level: Privacy, secret: str, limit: int = 50
+    db_url: str,
+    dataset: str,
+    spec_json: str,
+    level: Privacy,
+    secret: str,
+    limit: int = 50,
+    version: str | None = _READ,
 ) -> pd.DataFrame:
     """Redacted sample rows."""
-    return _preview(db_url, dataset, spec_json, level, secret, limit, _version(db_url))
+    return _preview(db_url, dataset, spec_json, level, secret, limit, _version(db_url, version))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -171,12 +193,14 @@ def latency_tick(bucket: int) -> str:
     return f"≤{hi / 60:g}m" if hi >= 60 else f"≤{hi:g}s"
 
 
-def latency_buckets(db_url: str, dataset: str, spec_json: str) -> pd.DataFrame:
+def latency_buckets(
+    db_url: str, dataset: str, spec_json: str, version: str | None = _READ
+) -> pd.DataFrame:
     """Runs per model and latency bucket (``LATENCY_EDGES``): model, bucket, runs.
 
     Part of the overview's one grouped scan (cached), not a query of its own.
     """
-    return overview(db_url, dataset, spec_json).latency_buckets
+    return overview(db_url, dataset, spec_json, version).latency_buckets
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=64)
