@@ -3,8 +3,9 @@
 Explore's figures over a million executions take seconds in SQL, and every new filter is a new
 scan. So each process keeps the columns Explore filters and aggregates on — id, provider, model,
 test id and name (dictionary-coded), started_at, success, execution time and cost — as numpy
-arrays (about 45 bytes a row), and answers the overview, the sample rows' ids, the row count and
-the filter choices from them with vectorised masks and ``bincount``.
+arrays (about 58 bytes a row with what is derived from them), and answers the overview, the
+sample rows' ids, the row count and the filter choices from them with vectorised masks and
+``bincount``.
 
 Freshness: triggers replace the random tokens of the ``data_versions`` row in every transaction
 that writes the executions or their metrics (migration 0009). Each use reads that row first (one
