@@ -57,11 +57,15 @@ chromium:
 
 ## make bench: export speed and memory against the sqlite3 CLI and psql \copy (three runs each, on
 ## PostgreSQL when NANO_EXPORT_TEST_PG_URL names a server), then every export format against CSV
-## (FORMATS_BENCH_ARGS="--rows 100000" for a quick run)
+## (FORMATS_BENCH_ARGS="--rows 100000" for a quick run), then the Explore page cold and warm next
+## to its targets, on SQLite and, when NANO_EXPORT_TEST_PG_URL is set, PostgreSQL
+## (EXPLORE_BENCH_ARGS="--rows 100000 --keep-pg" for a quicker rerun)
 BENCH_ARGS ?= --repeat 3
+EXPLORE_PG = $(if $(NANO_EXPORT_TEST_PG_URL),--pg-url '$(NANO_EXPORT_TEST_PG_URL)')
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/export_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/formats_bench.py $(FORMATS_BENCH_ARGS)
+	$(BIN)/python bench/explore_bench.py $(EXPLORE_PG) $(EXPLORE_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

@@ -17,7 +17,8 @@ with widgets.friendly_errors():
         st.stop()
     spec_json = selection.spec.to_json()
     st.caption(f"**{selection.dataset}** · {widgets.literal(filters.describe(selection.spec))}")
-    overview = data.overview(db_url, selection.dataset, spec_json)
+    version = data.data_version(db_url)  # read once: every figure below is of this version
+    overview = data.overview(db_url, selection.dataset, spec_json, version)
     summary = overview.summary
 
     cols = st.columns(4)
@@ -53,15 +54,16 @@ with widgets.friendly_errors():
                 icon=":material/info:",
             )
         else:
-            st.plotly_chart(charts.success_rate(per_model), width="stretch", config=cfg)
+            fig = data.chart("success_rate", db_url, selection.dataset, spec_json, version)
+            st.plotly_chart(fig, width="stretch", config=cfg)
     with right:
         st.subheader("Latency by model")
         st.caption("Darker: a larger share of the model's runs; hover for counts.")
-        buckets = data.latency_buckets(db_url, selection.dataset, spec_json)
+        buckets = data.latency_buckets(db_url, selection.dataset, spec_json, version)
         if buckets.empty:
             st.info("No latencies in this selection.", icon=":material/info:")
         else:
-            fig = charts.latency_distribution(buckets)
+            fig = data.chart("latency", db_url, selection.dataset, spec_json, version)
             st.plotly_chart(fig, width="stretch", config=cfg)
     left, right = st.columns(2)
     with left:
@@ -73,11 +75,12 @@ with widgets.friendly_errors():
                 icon=":material/info:",
             )
         else:
-            st.plotly_chart(charts.cost_per_run(per_model), width="stretch", config=cfg)
+            fig = data.chart("cost_per_run", db_url, selection.dataset, spec_json, version)
+            st.plotly_chart(fig, width="stretch", config=cfg)
     with right:
         st.subheader(f"{unit} over time")
         st.caption("Per day, week or month in UTC.")
-        fig = charts.runs_over_time(overview.runs_over_time)
+        fig = data.chart("runs_over_time", db_url, selection.dataset, spec_json, version)
         st.plotly_chart(fig, width="stretch", config=cfg)
 
     level = user.top_level
@@ -86,6 +89,7 @@ with widgets.friendly_errors():
         f"First 50 matching rows at privacy level **{level}** — credentials are always "
         "redacted; the export uses the same redaction."
     )
-    sample = data.preview(db_url, selection.dataset, spec_json, level, settings.resolved_secret())
+    secret = settings.resolved_secret()
+    sample = data.preview(db_url, selection.dataset, spec_json, level, secret, version=version)
     st.dataframe(tables.blank_nulls(sample), width="stretch", hide_index=True, height=360)
     st.caption(":material/link: The address bar holds these filters: copy it to share this view.")

@@ -170,6 +170,14 @@ def start_of(value: date | datetime) -> datetime:
     return _utc(value) if isinstance(value, datetime) else _day_start(value)
 
 
+def time_bounds(spec: FilterSpec) -> tuple[datetime | None, datetime | None, bool]:
+    """The spec's time window: (lower bound, upper bound, whether the upper one is inclusive).
+
+    InvalidFilter when since is after until. What ``compile_filters`` compares started_at with.
+    """
+    return _bounds(spec)
+
+
 def _bounds(spec: FilterSpec) -> tuple[datetime | None, datetime | None, bool]:
     """since → inclusive lower bound; until → upper bound, inclusive unless until is a date.
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pandas as pd
@@ -21,32 +20,36 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Join
 from sqlalchemy.sql.util import find_tables
 
-from nano_export import filters, privacy
+from nano_export import columnar, filters, privacy
 from nano_export.datasets import Dataset, get_dataset
 from nano_export.db import read_connection
 from nano_export.models import FilterSpec, Privacy
+from nano_export.overview import (
+    BY_MODEL_COLUMNS,
+    HISTOGRAM_COLUMNS,
+    LATENCY_BUCKET_COLUMNS,
+    LATENCY_EDGES,
+    OVER_TIME_COLUMNS,
+    Overview,
+    Summary,
+    empty,
+    from_groups,
+)
 from nano_export.schema import executions
+
+__all__ = [
+    "BY_MODEL_COLUMNS",
+    "HISTOGRAM_COLUMNS",
+    "LATENCY_BUCKET_COLUMNS",
+    "LATENCY_EDGES",
+    "OVER_TIME_COLUMNS",
+    "Overview",
+    "Summary",
+]
 
 log = logging.getLogger(__name__)
 
 Grain = Literal["day", "week", "month"]
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Headline numbers of a selection."""
-
-    rows: int
-    successes: int | None
-    total_cost: float | None
-    median_latency: float | None
-
-    @property
-    def success_rate(self) -> float | None:
-        """Share of successful rows (0..1), None without rows or without a success column."""
-        if not self.rows or self.successes is None:
-            return None
-        return self.successes / self.rows
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ def _need(ds: Dataset, name: str) -> ColumnElement[Any]:
 
 def count_rows(engine: Engine, *, dataset: str, spec: FilterSpec) -> int:
     """How many rows of ``dataset`` the spec selects."""
+    found = columnar.count(engine, dataset=dataset, spec=spec)
+    if found is not None:
+        return found
     ds = get_dataset(dataset)
     with read_connection(engine) as conn:
         return int(conn.execute(_lean(ds, spec, func.count())).scalar_one())
@@ -138,40 +144,6 @@ def median_latency(engine: Engine, *, dataset: str, spec: FilterSpec) -> float |
         return _median(conn, ds, spec, lat, n)
 
 
-#: Upper edges (seconds) of the Explore page's latency buckets: roughly logarithmic, so a long tail
-#: of slow runs does not squeeze every typical run into the first bucket; the last is open-ended.
-LATENCY_EDGES: tuple[float, ...] = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
-LATENCY_BUCKET_COLUMNS = ["model", "bucket", "runs"]
-
-
-@dataclass(frozen=True)
-class Overview:
-    """Everything the Explore page shows about a selection, from one grouped scan."""
-
-    summary: Summary
-    by_model: pd.DataFrame
-    latency_histogram: pd.DataFrame
-    runs_over_time: pd.DataFrame
-    #: Runs per model in the roughly logarithmic ``LATENCY_EDGES`` buckets: model, bucket, runs.
-    latency_buckets: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=LATENCY_BUCKET_COLUMNS)
-    )
-
-
-BY_MODEL_COLUMNS = [
-    "provider",
-    "model",
-    "runs",
-    "successes",
-    "success_rate",
-    "mean_latency_s",
-    "total_cost_usd",
-    "cost_per_run_usd",
-]
-HISTOGRAM_COLUMNS = ["model", "bucket_start", "bucket_end", "runs"]
-OVER_TIME_COLUMNS = ["period", "provider", "runs"]
-
-
 def overview(
     engine: Engine,
     *,
@@ -181,6 +153,26 @@ def overview(
     grain: Grain | None = None,
 ) -> Overview:
     """Summary, per-model table, latency histogram and runs over time of the selection.
+
+    From the in-memory columns when they cover the dataset and the spec (``columnar.overview``:
+    checked fresh against the database on every call), otherwise in SQL (``sql_overview``).
+    Both give the same figures.
+    """
+    found = columnar.overview(engine, dataset=dataset, spec=spec, bins=bins, grain=grain)
+    if found is not None:
+        return found
+    return sql_overview(engine, dataset=dataset, spec=spec, bins=bins, grain=grain)
+
+
+def sql_overview(
+    engine: Engine,
+    *,
+    dataset: str,
+    spec: FilterSpec,
+    bins: int = 24,
+    grain: Grain | None = None,
+) -> Overview:
+    """``overview`` computed in SQL, whatever the spec (a free-text ``where`` included).
 
     Three statements on one connection: the bounds of ``started_at`` and of the latency (see
     ``_bounds``), one GROUP BY provider, model, period and latency bucket that
@@ -194,7 +186,7 @@ def overview(
     with read_connection(engine) as conn:
         first, last, *lat_range = conn.execute(_bounds(ds, spec, started, lat)).one()
         if first is None:
-            return _empty_overview(ok is not None, cost is not None)
+            return empty(ok is not None, cost is not None)
         if grain is None:
             span = (pd.Timestamp(last) - pd.Timestamp(first)).days
             grain = "day" if span <= 120 else "week" if span <= 730 else "month"
@@ -237,37 +229,14 @@ def overview(
             groups[name] = pd.to_numeric(groups[name], errors="coerce")
         n_lat = int(groups["n_lat"].sum()) if lat is not None else 0
         median = _median(conn, ds, spec, lat, n_lat) if lat is not None else None
-    return Overview(
-        summary=Summary(
-            rows=int(groups["rows"].sum()),
-            successes=None if ok is None else int(groups["ok"].sum()),
-            total_cost=None if cost is None else _sum_or_none(groups["cost"]),
-            median_latency=median,
-        ),
-        by_model=_by_model_frame(groups),
-        latency_histogram=_histogram_frame(groups, lo, width),
-        runs_over_time=_over_time_frame(groups),
-        latency_buckets=_log_bucket_frame(groups),
+    return from_groups(
+        groups,
+        lo=lo,
+        width=width,
+        median=median,
+        has_success=ok is not None,
+        has_cost=cost is not None,
     )
-
-
-def _runs_per_bucket(groups: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Runs per model and bucket (``column`` of the grouped rows, as int); empty without any."""
-    known = groups.dropna(subset=[column])
-    if known.empty:
-        return pd.DataFrame(columns=LATENCY_BUCKET_COLUMNS)
-    df = (
-        known.assign(bucket=known[column].astype(int))
-        .groupby(["model", "bucket"], as_index=False, sort=True)
-        .agg(runs=("rows", "sum"))
-    )
-    df["runs"] = df["runs"].astype(int)
-    return df
-
-
-def _log_bucket_frame(groups: pd.DataFrame) -> pd.DataFrame:
-    df = _runs_per_bucket(groups, "log_bucket")
-    return df[LATENCY_BUCKET_COLUMNS].reset_index(drop=True)
 
 
 def _bounds(ds: Dataset, spec: FilterSpec, started: Any, lat: Any) -> Any:
@@ -293,62 +262,6 @@ def _bucket(
     # Non-negative, so truncation is floor; PostgreSQL's CAST rounds, so floor() there.
     raw = cast(scaled, Integer) if engine.dialect.name == "sqlite" else func.floor(scaled)
     return case((raw >= bins, bins - 1), else_=raw)
-
-
-def _sum_or_none(values: pd.Series) -> float | None:
-    present = values.dropna()
-    return math.fsum(present) if len(present) else None
-
-
-def _by_model_frame(groups: pd.DataFrame) -> pd.DataFrame:
-    if groups.empty:
-        return pd.DataFrame(columns=BY_MODEL_COLUMNS)
-    agg = groups.groupby(["provider", "model"], as_index=False, sort=True).agg(
-        runs=("rows", "sum"),
-        successes=("ok", lambda s: s.sum(min_count=1)),
-        n_lat=("n_lat", "sum"),
-        sum_lat=("sum_lat", lambda s: s.sum(min_count=1)),
-        total_cost_usd=("cost", lambda s: s.sum(min_count=1)),
-    )
-    agg["runs"] = agg["runs"].astype(int)
-    agg["mean_latency_s"] = agg["sum_lat"] / agg["n_lat"].where(agg["n_lat"] > 0)
-    agg["success_rate"] = agg["successes"] / agg["runs"]
-    agg["cost_per_run_usd"] = agg["total_cost_usd"] / agg["runs"]
-    return agg[BY_MODEL_COLUMNS].reset_index(drop=True)
-
-
-def _histogram_frame(groups: pd.DataFrame, lo: float, width: float) -> pd.DataFrame:
-    df = _runs_per_bucket(groups, "bucket")
-    if df.empty:
-        return pd.DataFrame(columns=HISTOGRAM_COLUMNS)
-    df["bucket_start"] = lo + df["bucket"] * width
-    df["bucket_end"] = df["bucket_start"] + width
-    return df[HISTOGRAM_COLUMNS].reset_index(drop=True)
-
-
-def _over_time_frame(groups: pd.DataFrame) -> pd.DataFrame:
-    if groups.empty:
-        return pd.DataFrame(columns=OVER_TIME_COLUMNS)
-    df = groups.groupby(["period", "provider"], as_index=False, sort=False).agg(
-        runs=("rows", "sum")
-    )
-    df["period"] = pd.to_datetime(df["period"].astype(str))
-    df["runs"] = df["runs"].astype(int)
-    return df[OVER_TIME_COLUMNS].sort_values(["period", "provider"]).reset_index(drop=True)
-
-
-def _empty_overview(has_success: bool, has_cost: bool) -> Overview:
-    return Overview(
-        summary=Summary(
-            rows=0,
-            successes=0 if has_success else None,
-            total_cost=None,
-            median_latency=None,
-        ),
-        by_model=pd.DataFrame(columns=BY_MODEL_COLUMNS),
-        latency_histogram=pd.DataFrame(columns=HISTOGRAM_COLUMNS),
-        runs_over_time=pd.DataFrame(columns=OVER_TIME_COLUMNS),
-    )
 
 
 def summary(engine: Engine, *, dataset: str, spec: FilterSpec) -> Summary:
@@ -398,9 +311,16 @@ def preview(
     limit: int = 50,
     columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """The first ``limit`` rows of the selection, redacted by ``privacy.apply_policy``."""
+    """The first ``limit`` rows of the selection, redacted by ``privacy.apply_policy``.
+
+    When the in-memory columns can select (``columnar.first_ids``), the rows are looked up by id.
+    """
     ds = get_dataset(dataset)
-    stmt = filters.apply_filters(ds.select(columns), spec, ds).limit(limit)
+    ids = columnar.first_ids(engine, dataset=dataset, spec=spec, limit=limit)
+    if ids is not None:
+        stmt = ds.select(columns).where(executions.c.id.in_(ids))
+    else:
+        stmt = filters.apply_filters(ds.select(columns), spec, ds).limit(limit)
     with read_connection(engine) as conn:
         result = conn.execute(stmt)
         df = pd.DataFrame(result.all(), columns=list(result.keys()))
@@ -440,6 +360,9 @@ def estimate(
 
 def distinct_values(engine: Engine, *, field: Literal["provider", "model", "test"]) -> list[str]:
     """The values a filter widget offers: providers, models or test ids present in the data."""
+    found = columnar.distinct(engine, "test_id" if field == "test" else field)
+    if found is not None:
+        return found
     column = {
         "provider": executions.c.provider,
         "model": executions.c.model,
@@ -452,12 +375,17 @@ def distinct_values(engine: Engine, *, field: Literal["provider", "model", "test
 
 def models_by_provider(engine: Engine) -> dict[str, list[str]]:
     """Each provider's models, for grouping model choices."""
+    out: dict[str, list[str]] = {}
+    found = columnar.pairs(engine)
+    if found is not None:
+        for provider, model in found:
+            out.setdefault(provider, []).append(model)
+        return out
     stmt = (
         select(executions.c.provider, executions.c.model)
         .distinct()
         .order_by(executions.c.provider, executions.c.model)
     )
-    out: dict[str, list[str]] = {}
     with read_connection(engine) as conn:
         for provider, model in conn.execute(stmt):
             out.setdefault(str(provider), []).append(str(model))

@@ -328,6 +328,18 @@ saved_views = Table(
 )
 
 
+#: One row per cached dataset family: random tokens that triggers replace in every transaction that
+#: writes the executions or their metrics — ``appended`` on INSERT, ``changed`` on UPDATE, DELETE or
+#: TRUNCATE (migration 0009). The in-memory columns of Explore compare them before each use.
+data_versions = Table(
+    "data_versions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("appended", String(32), nullable=False),
+    Column("changed", String(32), nullable=False),
+)
+
+
 def is_ours(name: str | None, type_: str, parent_names: Mapping[Any, str | None]) -> bool:
     """Whether a database object belongs to this schema, for Alembic's comparisons.
 

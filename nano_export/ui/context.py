@@ -7,7 +7,7 @@ import logging
 import streamlit as st
 from sqlalchemy import Engine
 
-from nano_export import jobs, scheduler
+from nano_export import columnar, jobs, scheduler
 from nano_export.bootstrap import initialize
 from nano_export.db import get_engine
 from nano_export.settings import Settings, get_settings
@@ -37,6 +37,8 @@ def _startup(db_url: str, export_dir: str) -> bool:
         removed = jobs.prune_exports(get_engine(db_url), settings)
         log.info("dashboard started", extra={"pruned_exports": removed})
         scheduler.start_embedded(settings)
+        # Explore's in-memory columns load while the first visitor logs in.
+        columnar.warm(get_engine(db_url))
     except Exception:  # the pages report database errors themselves
         log.exception("dashboard startup maintenance failed")
     return True
