@@ -19,6 +19,7 @@ it), 1 any other error; the message is the last line on stderr.
 """
 
 import json
+import struct
 import sys
 
 #: Exit status when the driver meets a value of another kind than its column's.
@@ -31,33 +32,68 @@ def _param(value: object) -> object:
     return value
 
 
+def _one(value: object):  # type: ignore[no-untyped-def]
+    """A one-value Arrow array of ``value``, built from its bytes: ``pyarrow.array`` would import
+    pandas (another half second) to check whether the value is a pandas object."""
+    import pyarrow as pa
+
+    if value is None:
+        return pa.nulls(1)
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, int):
+        return pa.Array.from_buffers(pa.int64(), 1, [None, pa.py_buffer(struct.pack("<q", value))])
+    if isinstance(value, float):
+        return pa.Array.from_buffers(
+            pa.float64(), 1, [None, pa.py_buffer(struct.pack("<d", value))]
+        )
+    raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    kind = pa.binary() if isinstance(value, bytes) else pa.string()
+    offsets = pa.py_buffer(struct.pack("<ii", 0, len(raw)))
+    return pa.Array.from_buffers(kind, 1, [None, offsets, pa.py_buffer(raw)])
+
+
+def _rows(request: dict[str, object]):  # type: ignore[no-untyped-def]
+    """The record batches of the request's statement, from the driver's low-level API (its DB-API
+    module imports pandas through ``pyarrow.dataset``: half a second per export for nothing)."""
+    import adbc_driver_manager as manager
+    import adbc_driver_sqlite
+    import pyarrow as pa
+
+    params = [_param(v) for v in request["params"]]  # type: ignore[attr-defined]
+    with (
+        adbc_driver_sqlite.connect(str(request["path"])) as database,
+        manager.AdbcConnection(database) as conn,
+        manager.AdbcStatement(conn) as stmt,
+    ):
+        stmt.set_options(**{"adbc.sqlite.query.batch_rows": str(request["batch_rows"])})
+        stmt.set_sql_query(str(request["sql"]))
+        if params:
+            names = [str(i) for i in range(len(params))]
+            stmt.bind(pa.RecordBatch.from_arrays([_one(v) for v in params], names=names))
+        handle, _ = stmt.execute_query()
+        with pa.RecordBatchReader._import_from_c(handle.address) as reader:
+            yield from reader
+
+
 def main() -> int:
     """Read the request on stdin, write the rows to stdout; the exit status says how it ended."""
-    import adbc_driver_sqlite.dbapi as adbc
     import pyarrow as pa
 
     request = json.load(sys.stdin)
-    params = [_param(v) for v in request["params"]]
     names = list(request["names"])
     writer = None
     try:
-        with (
-            adbc.connect(request["path"]) as conn,
-            conn.cursor(
-                adbc_stmt_kwargs={"adbc.sqlite.query.batch_rows": str(request["batch_rows"])}
-            ) as cursor,
-        ):
-            cursor.execute(request["sql"], params or None)
-            witness_left = drop_key = bool(request["witness"])
-            for batch in cursor.fetch_record_batch():
-                if witness_left and batch.num_rows:
-                    batch, witness_left = batch.slice(1), False
-                columns = batch.columns[1:] if drop_key else batch.columns
-                out = pa.RecordBatch.from_arrays(columns, names=names)
-                if writer is None:
-                    writer = pa.ipc.new_stream(sys.stdout.buffer, out.schema)
-                if out.num_rows:
-                    writer.write_batch(out)
+        witness_left = drop_key = bool(request["witness"])
+        for batch in _rows(request):
+            if witness_left and batch.num_rows:
+                batch, witness_left = batch.slice(1), False
+            columns = batch.columns[1:] if drop_key else batch.columns
+            out = pa.RecordBatch.from_arrays(columns, names=names)
+            if writer is None:
+                writer = pa.ipc.new_stream(sys.stdout.buffer, out.schema)
+            if out.num_rows:
+                writer.write_batch(out)
         if writer is not None:
             writer.close()
         return 0
