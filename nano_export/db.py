@@ -63,7 +63,7 @@ def _parse(url: str) -> URL:
         raise InvalidSetting(f"NANO_EXPORT_DATABASE_URL: cannot parse {url!r}: {exc}") from None
 
 
-def _sqlite_file(parsed: URL) -> Path | None:
+def sqlite_file(parsed: URL) -> Path | None:
     """The file of a SQLite URL; None for an in-memory database or a ``file:`` URI."""
     db = parsed.database
     if not db or db == ":memory:" or db.startswith("file:"):
@@ -92,7 +92,7 @@ def make_engine(url: str) -> Engine:
     """
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
-        path = _sqlite_file(parsed)
+        path = sqlite_file(parsed)
         if path is not None:
             _create_private(path)
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
@@ -189,7 +189,7 @@ def require_database(url: str, *, pointer: str = "--db") -> Engine:
         f"NANO_EXPORT_DATA_DIR, NANO_EXPORT_DATABASE_URL or {pointer} at the right one"
     )
     if parsed.get_backend_name() == "sqlite":
-        path = _sqlite_file(parsed)
+        path = sqlite_file(parsed)
         if path is None or not path.is_file():
             raise missing
     engine = get_engine(url)

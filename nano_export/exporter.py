@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -56,6 +56,7 @@ def use_system_allocator() -> None:
 
 use_system_allocator()
 
+T = TypeVar("T")
 ProgressFn = Callable[[int], None]
 CancelFn = Callable[[], bool]
 
@@ -203,7 +204,7 @@ def read_chunks(
         query = sqlitearrow.native_query(conn, stmt, plan.dataset.kinds()) if native_read else None
         if query is not None:
             _log_path("adbc-sqlite", plan)
-            yield from sqlitearrow.read_frames(query, chunk_rows, query.names)
+            yield from sqlitearrow.read_frames(query, chunk_rows)
             return
         _log_path("read_sql", plan)
         sql, params = _driver_statement(conn, stmt)
@@ -337,16 +338,7 @@ def run_export(
     attempt = functools.partial(
         _write, engine, plan, out_path, secret, chunk_rows, on_progress, should_cancel, sheet_rows
     )
-    try:
-        result = attempt()
-    except NativeReadError as exc:
-        # A value of another kind than its column's, which only read_sql reads: the file is
-        # written again from the start on that path (nothing of the first attempt is kept).
-        log.warning(
-            "native reader failed; export restarted on read_sql",
-            extra={"dataset": plan.dataset.name, "reason": str(exc)},
-        )
-        result = attempt(native=False)
+    result = or_read_sql(attempt, plan)
     log.info(
         "export written",
         extra={
@@ -359,6 +351,20 @@ def run_export(
         },
     )
     return result
+
+
+def or_read_sql(attempt: Callable[..., T], plan: ExportPlan) -> T:
+    """``attempt()`` with the native reader; ``attempt(native=False)`` when it meets a value of
+    another kind than its column's, which only ``read_sql`` reads. The caller's attempt starts
+    from nothing each time (a new temporary file, a new list): nothing of the first is kept."""
+    try:
+        return attempt()
+    except NativeReadError as exc:
+        log.warning(
+            "native reader failed; export restarted on read_sql",
+            extra={"dataset": plan.dataset.name, "reason": str(exc)},
+        )
+        return attempt(native=False)
 
 
 def _write(

@@ -25,7 +25,14 @@ from nano_export import audit, jobs
 from nano_export.auth import load_users, role_of
 from nano_export.db import get_engine, read_connection, require_database
 from nano_export.errors import BadInput, PermissionDenied
-from nano_export.exporter import count_rows, plan_export, preview_on, read_ahead, transform
+from nano_export.exporter import (
+    count_rows,
+    or_read_sql,
+    plan_export,
+    preview_on,
+    read_ahead,
+    transform,
+)
 from nano_export.models import (
     ALLOWED_LEVELS,
     AuditEvent,
@@ -37,7 +44,6 @@ from nano_export.models import (
     Role,
 )
 from nano_export.settings import Settings, get_settings
-from nano_export.sqlitearrow import NativeReadError
 from nano_export.typedcells import arrow_schema, typed_table
 
 
@@ -220,10 +226,7 @@ class Selection:
             finally:
                 chunks.close()
 
-        try:
-            batches = read()
-        except NativeReadError:  # a value only read_sql reads: read again on that path
-            batches = read(native=False)
+        batches = or_read_sql(read, plan)
         schema = arrow_schema(plan.output_names, plan.output_kinds)
         table = pa.concat_tables(batches) if batches else schema.empty_table()
         with client.engine.begin() as conn:

@@ -33,11 +33,10 @@ an in-memory database. Values are bound as parameters, as on the ``read_sql`` pa
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,12 +46,10 @@ import pyarrow as pa
 from sqlalchemy import Column, ColumnElement, Connection, Select
 
 from nano_export.datasets import Kind
-from nano_export.db import compile_bound
+from nano_export.db import compile_bound, sqlite_file
 from nano_export.errors import ExportFailed
 from nano_export.sqlitechild import TYPE_MISMATCH
 from nano_export.typedcells import rechunk
-
-log = logging.getLogger(__name__)
 
 #: Functions that exist only as Python callbacks on nano-export's own SQLite connections.
 PYTHON_FUNCTIONS = ("regexp",)
@@ -92,10 +89,10 @@ def order_key(stmt: Select[Any]) -> ColumnElement[Any] | None:
 
 def database_file(conn: Connection) -> Path | None:
     """The SQLite file behind ``conn``; None for memory or a ``file:`` URI."""
-    database = conn.engine.url.database
-    if conn.dialect.name != "sqlite" or not database or database == ":memory:":
+    if conn.dialect.name != "sqlite":
         return None
-    return None if database.startswith("file:") else Path(database).resolve()
+    path = sqlite_file(conn.engine.url)
+    return None if path is None else path.resolve()
 
 
 def native_query(
@@ -147,7 +144,6 @@ def read_batches(query: NativeQuery, batch_rows: int) -> Iterator[pa.RecordBatch
         "sql": query.sql,
         "params": [_json_param(v) for v in query.params],
         "batch_rows": batch_rows,
-        "witness": True,
         "names": list(query.names),
     }
     with subprocess.Popen(
@@ -179,9 +175,7 @@ def read_batches(query: NativeQuery, batch_rows: int) -> Iterator[pa.RecordBatch
         raise error(f"SQLite: {words}")
 
 
-def read_frames(
-    query: NativeQuery, chunk_rows: int, columns: Sequence[str]
-) -> Iterator[pd.DataFrame]:
+def read_frames(query: NativeQuery, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The rows of ``query`` as DataFrames of ``chunk_rows`` rows (the last may have fewer),
     typed as ``pandas.read_sql`` types SQLite's values.
 
@@ -194,4 +188,4 @@ def read_frames(
         yielded = True
         yield table.to_pandas()
     if not yielded:
-        yield pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+        yield pd.DataFrame({name: pd.Series(dtype=object) for name in query.names})

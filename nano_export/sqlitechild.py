@@ -2,10 +2,9 @@
 
 Usage: python -I sqlitechild.py  (the request as JSON on stdin; the stream on stdout)
 
-The request: ``{"path": FILE, "sql": SQL, "params": [...], "batch_rows": N, "witness": BOOL,
-"names": [...]}``. A parameter ``{"hex": "…"}`` is a blob. With ``witness`` the first row and
-the first column are dropped (the witness row and the order key of ``sqlitearrow``); ``names``
-names the columns that remain.
+The request: ``{"path": FILE, "sql": SQL, "params": [...], "batch_rows": N, "names": [...]}``.
+A parameter ``{"hex": "…"}`` is a blob. The first row and the first column are dropped (the
+witness row and the order key of ``sqlitearrow``); ``names`` names the columns that remain.
 
 The ADBC SQLite driver links its own copy of SQLite. Two copies of SQLite in one process break
 each other's locks: closing a file in one drops the POSIX locks the other holds on it, and a
@@ -84,12 +83,11 @@ def main() -> int:
     names = list(request["names"])
     writer = None
     try:
-        witness_left = drop_key = bool(request["witness"])
+        witness_left = True
         for batch in _rows(request):
             if witness_left and batch.num_rows:
                 batch, witness_left = batch.slice(1), False
-            columns = batch.columns[1:] if drop_key else batch.columns
-            out = pa.RecordBatch.from_arrays(columns, names=names)
+            out = pa.RecordBatch.from_arrays(batch.columns[1:], names=names)
             if writer is None:
                 writer = pa.ipc.new_stream(sys.stdout.buffer, out.schema)
             if out.num_rows:
