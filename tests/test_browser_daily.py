@@ -25,7 +25,7 @@ from nano_export import auth, queries, rows
 from nano_export.bootstrap import initialize
 from nano_export.db import get_engine
 from nano_export.models import FilterSpec
-from nano_export.schema import exports
+from nano_export.schema import exports, schedules
 from nano_export.settings import get_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -170,6 +170,11 @@ def main_area(page: Any) -> Any:
     return page.locator('[data-testid="stMain"]')
 
 
+def settled(page: Any) -> None:
+    """Wait until the page's script run is over: a click that lands during a run can be lost."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
 def test_enter_applies_a_typed_date_and_reversed_dates_say_why_at_the_top(
     site: Site, anna: Any
 ) -> None:
@@ -221,6 +226,7 @@ def test_run_again_loads_the_spec_and_starts_only_when_asked(site: Site, anna: A
 
     before = count()
     anna.goto(f"{site.base}/history")
+    settled(anna)
     anna.get_by_role("button", name="Run again with the same spec").click()
     expect(anna.get_by_role("heading", name="Export").first).to_be_visible()
     expect(anna.get_by_text("Loaded the spec of export earlier1")).to_be_visible()
@@ -229,6 +235,7 @@ def test_run_again_loads_the_spec_and_starts_only_when_asked(site: Site, anna: A
     expect(anna.get_by_text("Current export")).to_have_count(0)
     anna.wait_for_timeout(1000)
     assert count() == before  # nothing started
+    settled(anna)
     anna.get_by_role("button", name="Start export").click()
     finished = anna.get_by_text("Export finished: 2 rows")
     expect(finished).to_be_visible()
@@ -245,8 +252,19 @@ def test_schedules_say_email_is_off_and_admins_default_to_standard(site: Site, a
     expect(anna.get_by_text("run in this dashboard's own process")).to_be_visible()
     anna.get_by_role("textbox", name="Name").fill("weekly look")
     anna.get_by_role("textbox", name="Email recipients (one per line)").fill("a@example.org")
-    anna.get_by_role("button", name="Create schedule").click()
-    expect(anna.get_by_text("Schedule 'weekly look' created")).to_be_visible()
+    created = anna.get_by_text("Schedule 'weekly look' created")
+    engine = get_engine(site.db_url)
+    for _attempt in range(3):
+        settled(anna)
+        anna.get_by_role("button", name="Create schedule").click()
+        try:
+            created.wait_for(timeout=10_000)
+            break
+        except Exception:
+            with engine.connect() as conn:  # submit again only if the first submit was lost
+                if conn.execute(schedules.select()).first() is not None:
+                    break
+    expect(created).to_be_visible()
     expect(anna.get_by_text("its runs will not be emailed")).to_be_visible()
     expect(anna.get_by_text("Email is not set up on this server")).to_be_visible()
 
@@ -342,6 +360,7 @@ def test_a_saved_shared_view_opens_for_a_teammate(site: Site, anna: Any) -> None
     anna.goto(f"{site.base}/views?provider=anthropic")
     expect(anna.get_by_role("heading", name="Saved views").first).to_be_visible()
     anna.get_by_role("textbox", name="Name").fill("anthropic runs")
+    settled(anna)
     anna.get_by_text("Share with the team").click()
     anna.get_by_role("button", name="Save view").click()
     expect(anna.get_by_text("Saved the view 'anthropic runs' (shared)")).to_be_visible()
@@ -355,6 +374,7 @@ def test_a_saved_shared_view_opens_for_a_teammate(site: Site, anna: Any) -> None
     try:
         bob.goto(f"{site.base}/views")
         expect(bob.locator('[data-testid="glide-cell-0-0"]')).to_have_text("anna/anthropic runs")
+        settled(bob)
         bob.get_by_role("button", name="Open in Explore").click()
         expect(bob.get_by_role("heading", name="Explore").first).to_be_visible()
         expect(metric(bob)).to_have_text(f"{expected:,}")
