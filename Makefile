@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 PORT ?= 8501
+# Test processes: a module's tests stay in one process (its servers and browser are shared).
+TEST_WORKERS ?= 2
 # Scheduled-export email links point at the dashboard `make run` serves, unless the user set one.
 RUN_BASE_URL = $(or $(NANO_EXPORT_BASE_URL),http://127.0.0.1:$(PORT))
 # Modules held to a higher coverage floor than the rest of the package.
@@ -37,7 +39,7 @@ test: $(TEST_STAMP) chromium
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	rm -f .coverage .coverage.*
-	$(BIN)/pytest --cov --cov-report= $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report= $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q || true
 	$(BIN)/coverage report --fail-under=85
 	@for module in $(CORE); do \
