@@ -129,6 +129,8 @@ def test_a_submitted_export_is_a_job_that_a_worker_process_runs(
         assert csv_rows(Path(done.file_path or "")) == 5000
         names = [e.event for e in events(settings, rec.id)]
         assert names == ["export.requested", "export.started", "export.succeeded"]
+        # A worker is a service: it logs its exports without -v.
+        assert any(rec.id in line and "export" in line for line in worker.log().splitlines())
     finally:
         assert worker.stop() == 0
 

@@ -148,7 +148,7 @@ def start_worker(
     log_path = work / f"worker-{uuid.uuid4().hex[:6]}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nano_export", "-v", command, *args],
+            [sys.executable, "-m", "nano_export", command, *args],  # no -v: a service logs
             cwd=ROOT,
             env=environment(settings, **env),
             stdout=log,

@@ -16,7 +16,7 @@ from nano_export import scheduler as runner
 from nano_export import schedules as store
 from nano_export import worker as workers
 from nano_export.cadence import CADENCES, WEEKDAYS, make_timing
-from nano_export.cli.common import AppContext, echo_table, handle_errors, pass_app
+from nano_export.cli.common import AppContext, echo_table, handle_errors, pass_app, setup_logging
 from nano_export.cli.exports import DATASET_CHOICE, build_request, filter_options
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,7 @@ def scheduler(app: AppContext, once: bool, interval: float) -> None:
         for result in runner.run_due(app.engine, app.settings):
             _report(result)
         return
+    setup_logging(verbose=True)  # a service: what it runs is logged without -v
     if app.settings.uses_queue:
         # Schedules are a periodic task of the worker pool there: this process joins it.
         app.database()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from nano_export import worker as workers
-from nano_export.cli.common import AppContext, fail, handle_errors, pass_app
+from nano_export.cli.common import AppContext, fail, handle_errors, pass_app, setup_logging
 
 
 @click.command("worker")
@@ -27,6 +27,7 @@ def worker(app: AppContext, concurrency: int | None) -> None:
             2,
         )
     app.database()
+    setup_logging(verbose=True)  # a service: its exports and the queue's events, without -v
     n = concurrency or settings.worker_concurrency
     click.echo(f"worker running {n} export(s) at once; stop with Ctrl-C", err=True)
     workers.run(settings, concurrency=n)
