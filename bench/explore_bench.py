@@ -35,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-0123456789abcdef0123456789"
 COLD_TARGET_S, WARM_TARGET_S = 1.0, 0.3
 FREE_TEXT_WHERE = "response ~ 'Washington'"
+# Streamlit warns on every page run outside a server ("missing ScriptRunContext"): keep the
+# figures readable.
+os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
 
 
 def main() -> None:
