@@ -6,13 +6,23 @@ applies the policy chunk by chunk as the exporter does. With ``--db``, the rows 
 executions of a nano-export database instead (``nano-export seed`` text: realistic prompts,
 responses and errors). Prints wall and CPU seconds per level (CPU time is
 the steadier figure on a shared machine) and how many responses were redacted.
+
+Then the policy at ``standard`` over ``--kinds-mb`` MB of each kind of text an agent's output can
+hold (prose, base64, hex, minified JSON, UUIDs, long mixed-case words), in MB/s: the screen and the
+rules slow down by orders of magnitude on some kinds (long runs of mixed-case letters and digits).
+``--kinds-mb 0`` skips it.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import random
+import string
 import time
+import uuid
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -100,6 +110,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=50_000)
     parser.add_argument("--db", help="read the rows from this database URL instead")
+    parser.add_argument("--kinds-mb", type=float, default=1.0, help="MB of each kind of text")
     args = parser.parse_args()
     started = time.perf_counter()
     frame = from_database(args.db, args.rows) if args.db else build(args.rows)
@@ -119,6 +130,51 @@ def main() -> None:
         print(
             f"{level:>8}: {elapsed:6.2f} s wall, {cpu:6.2f} s CPU for {args.rows:,} rows"
             f" ({redacted:,} responses redacted)"
+        )
+    if args.kinds_mb > 0:
+        by_kind(args.kinds_mb)
+
+
+def _kinds(rng: random.Random) -> dict[str, Callable[[], str]]:
+    """Makers of one ~4 KB cell of each kind of text."""
+
+    def blob() -> bytes:
+        return rng.randbytes(3000)
+
+    def an_id() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128)))
+
+    def word() -> str:
+        return "".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(12, 40)))
+
+    return {
+        "prose": lambda: _text(rng, 4000),
+        "base64": lambda: base64.b64encode(blob()).decode(),
+        "hex": lambda: blob()[:2000].hex(),
+        "minified JSON": lambda: json.dumps(
+            [{"id": an_id(), "n": rng.random()} for _ in range(60)],
+            separators=(",", ":"),
+        ),
+        "UUIDs": lambda: " ".join(an_id() for _ in range(110)),
+        "mixed-case words": lambda: " ".join(word() for _ in range(150)),
+    }
+
+
+def by_kind(megabytes: float) -> None:
+    """The standard policy's speed over each kind of text, in MB/s."""
+    print(f"standard policy by kind of text (~{megabytes:g} MB each, cells of ~4 KB):")
+    rng = random.Random(11)
+    for name, make in _kinds(rng).items():
+        cells = [make() for _ in range(max(1, int(megabytes * 1e6 / 4000)))]
+        size = sum(len(c) for c in cells) / 1e6
+        frame = pd.DataFrame({"prompt": cells, "response": cells})
+        started = time.perf_counter()
+        out = apply_policy(frame, level="standard", secret="bench-secret")
+        elapsed = time.perf_counter() - started
+        changed = int((out["response"] != frame["response"]).sum())
+        print(
+            f"{name:>18}: {2 * size / elapsed:8.1f} MB/s ({2 * size:.1f} MB in {elapsed:.2f} s,"
+            f" {changed} of {len(cells)} cells changed)"
         )
 
 
