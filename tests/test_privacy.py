@@ -900,3 +900,51 @@ def test_the_sql_screen_flags_every_text_a_level_would_change_on_either_database
     assert changed, "the corpus holds credentials"
     assert not changed & unflagged  # never lets masked text through
     assert "plain words" in unflagged and "disk-usage" in unflagged  # and is not everything
+
+
+# --- long runs of letters and digits (base64, tokens) ---------------------------------------------
+
+_BLOB_TEXT = base64.b64encode(random.Random(5).randbytes(600)).decode()  # 800 characters
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(st.none(), TEXTS, st.builds(lambda a, b: a + _BLOB_TEXT + b, TEXTS, TEXTS)))
+)
+def test_cells_with_long_base64_runs_are_redacted_like_any_other(cells: list[str | None]) -> None:
+    df = pd.DataFrame(
+        {"prompt": pd.Series(cells, dtype="str"), "response": pd.Series(cells, dtype="str")}
+    )
+    for level, expect in (
+        ("full", redact_credentials),
+        ("standard", lambda t: mask_personal(redact_credentials(t))),
+    ):
+        out = apply_policy(df, level=level, secret=SECRET)  # type: ignore[arg-type]
+        for name in ("prompt", "response"):
+            for cell, got in zip(cells, out[name].tolist(), strict=True):
+                assert pd.isna(got) if cell is None else got == expect(cell)
+
+
+def test_the_joined_screen_never_reads_a_long_base64_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RE2's joined screen slows down a hundredfold on such runs: those cells go to the rules."""
+    from nano_export.privacy import policy
+
+    seen: list[str] = []
+    real = pc.match_substring_regex
+
+    def spy(arr: Any, pattern: str, *args: Any, **kwargs: Any) -> Any:
+        if len(pattern) > 1000:  # the joined screen, not the run finder
+            seen.extend(v for v in arr.to_pylist() if v is not None)
+        return real(arr, pattern, *args, **kwargs)
+
+    monkeypatch.setattr(policy.pc, "match_substring_regex", spy)
+    key = "AKIA" + "ABCDEFGHIJKLMNOP"
+    cells = ["plain words", f"image: {_BLOB_TEXT} then key {key}", "mail anna@example.org", None]
+    out = apply_policy(pd.DataFrame({"response": cells}), level="standard", secret=SECRET)
+    assert seen and not any(_BLOB_TEXT[:300] in v for v in seen)
+    assert out["response"].tolist()[:3] == [
+        "plain words",
+        mask_personal(redact_credentials(cells[1])),
+        "mail [EMAIL]",
+    ]
+    assert key not in out["response"][1]
