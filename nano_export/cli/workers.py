@@ -26,8 +26,8 @@ def worker(app: AppContext, concurrency: int | None) -> None:
             "(set NANO_EXPORT_DATABASE_URL or --db to a postgresql+psycopg:// URL)",
             2,
         )
-    app.database()
     setup_logging(verbose=True)  # a service: its exports and the queue's events, without -v
+    app.database()
     n = concurrency or settings.worker_concurrency
     click.echo(f"worker running {n} export(s) at once; stop with Ctrl-C", err=True)
     workers.run(settings, concurrency=n)

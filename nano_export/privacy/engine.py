@@ -244,7 +244,7 @@ class Engine:
         self._set = re2.Set.SearchSet(options)
         for detector in self.detectors:
             self._set.Add(detector.screen)
-        self._set.Compile()
+        self._set.Compile()  # raises re2.error if it cannot: a set has no slower fallback
         alternatives = [f"(?:{d.screen})" for d in self.detectors]
         self.screen = "|".join([*alternatives, ESCAPE_SCREEN])
         self.screen_pg = "|".join(
