@@ -235,15 +235,20 @@ def _driver_statement(conn: Connection, stmt: Select[Any]) -> tuple[str, list[An
 _END = object()
 
 
+#: A chunk as read, and its free-text cells' screen (``privacy.screen_flags``) when computed.
+Screened = tuple[pd.DataFrame, pa.Array | None]
+
+
 def read_ahead(
     engine: Engine, plan: ExportPlan, chunk_rows: int, *, native: bool | None = None
-) -> Generator[pd.DataFrame, None, None]:
-    """``read_chunks`` on its own connection in a reader thread, one chunk ahead of the caller.
+) -> Generator[Screened, None, None]:
+    """``read_chunks`` on its own connection in a reader thread, one chunk ahead of the caller,
+    each chunk with its privacy screen (pass both to :func:`transform`).
 
-    Reading overlaps with redaction and formatting, which spend most of their time in Arrow
-    kernels outside the GIL (and the native readers hold no GIL at all). The reader starts on the
-    next chunk only when the caller has taken the one before: one chunk is read while one is
-    written, never more, so memory stays bounded by the chunk size.
+    Reading and screening overlap with redaction and formatting: the native readers hold no GIL,
+    and the screen is RE2 in Arrow, outside the GIL too. The reader starts on the next chunk only
+    when the caller has taken the one before: one chunk is read while one is written, never
+    more, so memory stays bounded by the chunk size.
     """
     ready: queue.Queue[object] = queue.Queue(maxsize=1)
     taken = threading.Semaphore(1)  # the reader may be one chunk ahead of the caller
@@ -273,9 +278,10 @@ def read_ahead(
                         if not wait_taken():
                             return
                         chunk = next(chunks, _END)
-                        if chunk is _END:
+                        if not isinstance(chunk, pd.DataFrame):  # _END
                             break
-                        if not offer(chunk):
+                        flags = privacy.screen_flags(chunk, level=plan.privacy)
+                        if not offer((chunk, flags)):
                             return
                 except BaseException as exc:
                     # A reader left suspended in a frame of this traceback would keep its COPY
@@ -302,7 +308,7 @@ def read_ahead(
                 return
             if isinstance(item, BaseException):
                 raise item
-            assert isinstance(item, pd.DataFrame)
+            assert isinstance(item, tuple)
             taken.release()
             yield item
     finally:
@@ -310,9 +316,12 @@ def read_ahead(
         reader.join(timeout=60)
 
 
-def transform(chunk: pd.DataFrame, plan: ExportPlan, *, secret: str) -> pd.DataFrame:
-    """Apply the privacy policy, then the column order and renames of the plan."""
-    safe = privacy.apply_policy(chunk, level=plan.privacy, secret=secret)
+def transform(
+    chunk: pd.DataFrame, plan: ExportPlan, *, secret: str, flags: pa.Array | None = None
+) -> pd.DataFrame:
+    """Apply the privacy policy, then the column order and renames of the plan. ``flags``: the
+    chunk's screen, computed ahead (``read_ahead``)."""
+    safe = privacy.apply_policy(chunk, level=plan.privacy, secret=secret, flags=flags)
     out = safe[list(plan.columns)]
     return out.rename(columns=plan.rename) if plan.rename else out
 
@@ -392,8 +401,8 @@ def _write(
     try:
         chunks = read_ahead(engine, plan, chunk_rows, native=native)
         try:
-            for chunk in chunks:
-                sink.write(transform(chunk, plan, secret=secret))
+            for chunk, flags in chunks:
+                sink.write(transform(chunk, plan, secret=secret, flags=flags))
                 if on_progress is not None:
                     on_progress(sink.rows)
                 if should_cancel is not None and should_cancel():

@@ -220,8 +220,10 @@ class Selection:
             chunks = read_ahead(client.engine, plan, client.settings.chunk_rows, native=native)
             try:
                 return [
-                    typed_table(transform(chunk, plan, secret=secret), plan.output_kinds)
-                    for chunk in chunks
+                    typed_table(
+                        transform(chunk, plan, secret=secret, flags=flags), plan.output_kinds
+                    )
+                    for chunk, flags in chunks
                 ]
             finally:
                 chunks.close()

@@ -584,3 +584,36 @@ def test_a_failed_fast_path_connection_names_the_servers_reason(
     assert str(failed.value) == (
         'PostgreSQL: FATAL:  database "nano_export_no_such_database" does not exist'
     )
+
+
+@pytest.mark.parametrize("level", ["full", "standard"])
+def test_the_reader_thread_screens_each_chunk_ahead_of_its_redaction(
+    engine, tmp_path: Path, level: str
+) -> None:
+    """RE2's screen runs outside the GIL: in the reader thread it overlaps the chunk before."""
+    import threading
+
+    from nano_export import privacy
+    from nano_export.privacy import policy
+
+    _insert_odd_rows(engine)
+    plan = plan_export(ExportRequest(dataset="evaluation-results", privacy=level))  # type: ignore[arg-type]
+    threads: list[str] = []
+    real = policy.screen_flags
+
+    def spy(df, *, level):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        return real(df, level=level)
+
+    ahead = tmp_path / "ahead.csv"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(policy, "screen_flags", spy)
+        mp.setattr(privacy, "screen_flags", spy, raising=False)
+        run_export(engine, plan, out_path=ahead, secret=KEY, chunk_rows=7)
+    assert threads and set(threads) == {"export-reader"}
+    in_place = tmp_path / "in-place.csv"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(policy, "screen_flags", lambda df, *, level: None)
+        mp.setattr(privacy, "screen_flags", lambda df, *, level: None, raising=False)
+        run_export(engine, plan, out_path=in_place, secret=KEY, chunk_rows=7)
+    assert ahead.read_bytes() == in_place.read_bytes()

@@ -933,7 +933,7 @@ def test_the_joined_screen_never_reads_a_long_base64_run(monkeypatch: pytest.Mon
     real = pc.match_substring_regex
 
     def spy(arr: Any, pattern: str, *args: Any, **kwargs: Any) -> Any:
-        if len(pattern) > 1000:  # the joined screen, not the run finder
+        if pattern != policy._BLOB:  # the joined screen, not the run finder
             seen.extend(v for v in arr.to_pylist() if v is not None)
         return real(arr, pattern, *args, **kwargs)
 
@@ -948,3 +948,24 @@ def test_the_joined_screen_never_reads_a_long_base64_run(monkeypatch: pytest.Mon
         "mail [EMAIL]",
     ]
     assert key not in out["response"][1]
+
+
+@pytest.mark.parametrize("level", ["full", "standard", "public"])
+def test_flags_screened_ahead_give_the_same_result_as_screening_in_place(level: Any) -> None:
+    from nano_export.privacy import policy
+
+    cells = ["plain", "key AKIA" + "ABCDEFGHIJKLMNOP", None, "anna@example.org", _BLOB_TEXT]
+    df = pd.DataFrame(
+        {
+            "prompt": pd.Series(cells, dtype="str"),
+            "response": pd.Series(cells[::-1], dtype="str"),
+            "session_id": ["s1", "s2", "s3", "s4", "s5"],
+        }
+    )
+    flags = policy.screen_flags(df, level=level)
+    assert (flags is None) == (level == "public")
+    ahead = apply_policy(df, level=level, secret=SECRET, flags=flags)
+    pd.testing.assert_frame_equal(ahead, apply_policy(df, level=level, secret=SECRET))
+    if flags is not None:
+        with pytest.raises(ValueError, match="flags"):
+            apply_policy(df, level=level, secret=SECRET, flags=flags.slice(1))

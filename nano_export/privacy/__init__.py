@@ -28,6 +28,7 @@ from nano_export.privacy.policy import (
     mask_personal,
     personal_screen,
     redact_credentials,
+    screen_flags,
     stable_hash,
 )
 
@@ -45,5 +46,6 @@ __all__ = [
     "mask_personal",
     "personal_screen",
     "redact_credentials",
+    "screen_flags",
     "stable_hash",
 ]

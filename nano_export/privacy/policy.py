@@ -217,10 +217,42 @@ def _screen(arr: pa.Array, screen: str) -> pa.Array:
     return pa.array(flagged)
 
 
+def _screen_of(level: Privacy) -> str:
+    """The screen of the rules that run at ``level`` (standard also masks personal data)."""
+    if level == "standard":
+        return f"{credential_screen()}|{personal_screen()}"
+    return credential_screen()
+
+
+def screen_flags(df: pd.DataFrame, *, level: Privacy) -> pa.Array | None:
+    """Which cells of ``df``'s free-text columns (in column order, one after the other) the rules
+    must read at ``level``; None when the level writes no free text or a column is not Arrow text.
+
+    Arrow and RE2 only, outside the GIL: an export screens a chunk in its reader thread while the
+    chunk before is redacted and written. ``apply_policy(..., flags=...)`` takes the answer.
+    """
+    names = [name for name in df.columns if name in FREE_TEXT]
+    if level == "public" or not names:
+        return None
+    if not all(_is_arrow_text(df[name]) for name in names):
+        return None  # converting object columns takes the GIL: the redaction does it once
+    return _screen(pa.concat_arrays([_text_array(df[name]) for name in names]), _screen_of(level))
+
+
+def _is_arrow_text(series: pd.Series) -> bool:
+    dtype = series.dtype
+    return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+
+
 def _redact_columns(
-    frame: pd.DataFrame, names: list[str], screen: str, redact: Callable[[str], str]
+    frame: pd.DataFrame,
+    names: list[str],
+    screen: str,
+    redact: Callable[[str], str],
+    flags: pa.Array | None = None,
 ) -> None:
-    """Apply ``redact`` to the cells of the text columns ``names`` that ``screen`` flags.
+    """Apply ``redact`` to the cells of the text columns ``names`` that ``screen`` flags (or
+    that ``flags`` gives, screened earlier).
 
     The columns are screened as one array: RE2 compiles the screen (a hundred rules joined) once
     per chunk instead of once per column, and builds its automaton once.
@@ -228,7 +260,11 @@ def _redact_columns(
     if not names:
         return
     arrays = [_text_array(frame[name]) for name in names]
-    flagged_all = _screen(pa.concat_arrays(arrays), screen)
+    if flags is not None and len(flags) != len(frame) * len(names):
+        raise ValueError(
+            f"flags for {len(flags)} cells given for {len(frame) * len(names)} free-text cells"
+        )
+    flagged_all = _screen(pa.concat_arrays(arrays), screen) if flags is None else flags
     offset = 0
     for name, arr in zip(names, arrays, strict=True):
         flagged = flagged_all.slice(offset, len(arr))
@@ -248,10 +284,13 @@ def _redact_columns(
         frame[name] = pd.Series(result, index=frame.index, name=name, dtype="str")
 
 
-def apply_policy(df: pd.DataFrame, *, level: Privacy, secret: str) -> pd.DataFrame:
+def apply_policy(
+    df: pd.DataFrame, *, level: Privacy, secret: str, flags: pa.Array | None = None
+) -> pd.DataFrame:
     """Return ``df`` as the privacy ``level`` allows it to be shown or written.
 
     Acts on the free-text and identity columns present; ``df`` itself is left unchanged.
+    ``flags``: :func:`screen_flags` of ``df`` at ``level``, when it was screened ahead.
     """
     if level not in PRIVACY_LEVELS:
         raise BadInput(
@@ -265,16 +304,14 @@ def apply_policy(df: pd.DataFrame, *, level: Privacy, secret: str) -> pd.DataFra
             if name in IDENTITY:
                 out[name] = _hash_series(out[name], secret)
         return out
+    redact: Callable[[str], str] = redact_credentials
     if level == "standard":
-        screen = f"{credential_screen()}|{personal_screen()}"
-        redact: Callable[[str], str] = _redact_standard
+        redact = _redact_standard
         # Identities are hashed like the names in the text are masked: they still group.
         for name in out.columns:
             if name in IDENTITY:
                 out[name] = _hash_series(out[name], secret)
-    else:
-        screen, redact = credential_screen(), redact_credentials
-    _redact_columns(out, free_text, screen, redact)
+    _redact_columns(out, free_text, _screen_of(level), redact, flags)
     return out
 
 
