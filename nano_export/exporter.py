@@ -277,8 +277,8 @@ def read_ahead(
                     while True:
                         if not wait_taken():
                             return
-                        chunk = next(chunks, _END)
-                        if not isinstance(chunk, pd.DataFrame):  # _END
+                        chunk = next(chunks, None)
+                        if chunk is None:
                             break
                         flags = privacy.screen_flags(chunk, level=plan.privacy)
                         if not offer((chunk, flags)):

@@ -171,8 +171,7 @@ def _may_be_masked_pg(element: MayBeMasked, compiler: SQLCompiler, **kw: Any) ->
 
 
 def _text_array(series: pd.Series) -> pa.Array:
-    dtype = series.dtype
-    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+    if not _is_arrow_text(series):
         series = series.astype("str")  # object or other columns: text from here on
     arr = pa.array(series)
     if isinstance(arr, pa.ChunkedArray):  # a frame built by pd.concat
@@ -211,10 +210,9 @@ def _screen(arr: pa.Array, screen: str) -> pa.Array:
     if blobs is None:
         return pc.fill_null(pc.match_substring_regex(arr, screen), False)
     rest = ~blobs
-    flagged = blobs.copy()
     matched = pc.match_substring_regex(arr.filter(pa.array(rest)), screen)
-    flagged[rest] = pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
-    return pa.array(flagged)
+    blobs[rest] = pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
+    return pa.array(blobs)  # blobs, and what the screen flags among the rest
 
 
 def _screen_of(level: Privacy) -> str:
