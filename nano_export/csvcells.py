@@ -18,7 +18,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nano_export.typedcells import TEXT, combined, flags, numbers, texts, timestamps
+from nano_export.typedcells import (
+    TEXT,
+    Chunk,
+    Column,
+    chunk_columns,
+    chunk_names,
+    combined,
+    flags,
+    numbers,
+    texts,
+    timestamps,
+)
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -47,7 +58,7 @@ def _plain(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _float_cells(series: pd.Series) -> pa.Array:
+def _float_cells(series: Column, name: str = "") -> pa.Array:
     arr = numbers(series)
     if not pa.types.is_floating(arr.type):
         arr = pc.cast(arr, pa.float64())
@@ -64,23 +75,23 @@ def _float_cells(series: pd.Series) -> pa.Array:
     return out
 
 
-def _int_cells(series: pd.Series) -> pa.Array:
+def _int_cells(series: Column, name: str = "") -> pa.Array:
     arr = numbers(series)
     if pa.types.is_floating(arr.type):  # ints with nulls arrive as float64 + NaN
         try:
             arr = pc.cast(arr, pa.int64())  # a safe cast: refuses fractions
         except pa.ArrowInvalid:
-            logger.warning("int column %r holds fractions; writing them as decimals", series.name)
+            logger.warning("int column %r holds fractions; writing them as decimals", name)
             return _float_cells(series)
     return combined(pc.cast(arr, TEXT))
 
 
-def _bool_cells(series: pd.Series) -> pa.Array:
+def _bool_cells(series: Column, name: str = "") -> pa.Array:
     arr = flags(series)
     return combined(pc.if_else(arr, pa.scalar("true", TEXT), pa.scalar("false", TEXT)))
 
 
-def _datetime_cells(series: pd.Series) -> pa.Array:
+def _datetime_cells(series: Column, name: str = "") -> pa.Array:
     arr = timestamps(series)
     # A microsecond timestamp casts to "YYYY-MM-DD HH:MM:SS.ffffff" (always six digits): one
     # format for every row. Much faster than pc.strftime.
@@ -88,7 +99,7 @@ def _datetime_cells(series: pd.Series) -> pa.Array:
     return combined(pc.binary_join_element_wise(text, _ZULU, EMPTY))
 
 
-def _text_cells(series: pd.Series) -> pa.Array:
+def _text_cells(series: Column, name: str = "") -> pa.Array:
     arr = texts(series)
     data, offsets = bytes_of(arr)
     # The formula guard from the first byte of each cell: a few cells get the ' prefix, the rest
@@ -111,7 +122,7 @@ def bytes_of(arr: pa.Array) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.nda
     return data, offsets
 
 
-_FORMATTERS: dict[str, Callable[[pd.Series], pa.Array]] = {
+_FORMATTERS: dict[str, Callable[[Column, str], pa.Array]] = {
     "int": _int_cells,
     "float": _float_cells,
     "text": _text_cells,
@@ -120,21 +131,20 @@ _FORMATTERS: dict[str, Callable[[pd.Series], pa.Array]] = {
 }
 
 
-def format_cells(
-    df: pd.DataFrame, kinds: Mapping[str, Kind], *, guard: bool = True
-) -> list[pa.Array]:
+def format_cells(df: Chunk, kinds: Mapping[str, Kind], *, guard: bool = True) -> list[pa.Array]:
     """Each column of ``df`` formatted by its kind, as a large_string Arrow array.
 
     ``guard=False`` leaves text exactly as it is (no formula guard), for formats that are not
     opened by spreadsheets as text.
     """
     cells = []
-    for position, name in enumerate(df.columns):
+    for name, series in zip(chunk_names(df), chunk_columns(df), strict=True):
         kind = kinds.get(name)
         if kind not in _FORMATTERS:
             raise ValueError(f"column {name!r} has no known kind (got {kind!r})")
-        series = df.iloc[:, position]
-        cells.append(texts(series) if kind == "text" and not guard else _FORMATTERS[kind](series))
+        cells.append(
+            texts(series) if kind == "text" and not guard else _FORMATTERS[kind](series, name)
+        )
     return cells
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -40,7 +39,7 @@ from nano_export.csvcells import (
     guard_formula,
 )
 from nano_export.sinkfile import TEMP_SUFFIX, Digest, FileSink, SinkResult
-from nano_export.typedcells import TEXT, combined
+from nano_export.typedcells import TEXT, Chunk, combined
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -182,7 +181,7 @@ class CsvSink(FileSink):
         if pending is not None:
             pending.result()
 
-    def write(self, df: pd.DataFrame) -> None:
+    def write(self, df: Chunk) -> None:
         """Format and append one chunk whose columns are exactly ``columns``, in order."""
         self._check(df)
         if len(df) == 0:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import pandas as pd
 import pyarrow as pa
@@ -38,6 +38,7 @@ from nano_export.formats import open_sink
 from nano_export.models import ExportFormat, ExportRequest, FilterSpec, Privacy
 from nano_export.sinkfile import XLSX_SHEET_ROWS, SinkResult
 from nano_export.sqlitearrow import NativeReadError
+from nano_export.typedcells import Chunk
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +185,10 @@ NATIVE_READ = True
 
 def read_chunks(
     conn: Connection, plan: ExportPlan, chunk_rows: int, *, native: bool | None = None
-) -> Generator[pd.DataFrame, None, None]:
-    """The plan's rows as DataFrames of at most ``chunk_rows`` rows, streamed from the database.
+) -> Generator[Chunk, None, None]:
+    """The plan's rows in chunks of at most ``chunk_rows`` rows, streamed from the database:
+    Arrow tables from the native readers, DataFrames from ``read_sql``. Every later step (the
+    privacy policy, the sinks) takes either and writes the same bytes.
 
     Native readers build Arrow columns in C or Rust, outside the GIL, so reading overlaps with
     redaction and formatting in the export's other thread:
@@ -204,12 +207,14 @@ def read_chunks(
         query = sqlitearrow.native_query(conn, stmt, plan.dataset.kinds()) if native_read else None
         if query is not None:
             _log_path("adbc-sqlite", plan)
-            yield from sqlitearrow.read_frames(query, chunk_rows)
+            yield from sqlitearrow.read_tables(query, chunk_rows)
             return
         _log_path("read_sql", plan)
         sql, params = _driver_statement(conn, stmt)
         driver: Any = conn.connection.dbapi_connection  # a sqlite3.Connection, which pandas reads
-        yield from pd.read_sql(sql, driver, params=params, chunksize=chunk_rows)
+        yield from pd.read_sql(
+            sql, driver, params=params, chunksize=chunk_rows, dtype_backend=_EXACT
+        )
         return
     from nano_export import pgcopy  # psycopg and ADBC: loaded by PostgreSQL exports only
 
@@ -219,7 +224,12 @@ def read_chunks(
         return
     _log_path("read_sql", plan)
     streaming = conn.execution_options(stream_results=True, yield_per=chunk_rows)
-    yield from pd.read_sql(stmt, streaming, chunksize=chunk_rows)
+    yield from pd.read_sql(stmt, streaming, chunksize=chunk_rows, dtype_backend=_EXACT)
+
+
+#: ``read_sql``'s columns: nullable integers keep every digit (an int column with a NULL would
+#: otherwise become float64 and round above 2**53), as the native readers' Arrow columns do.
+_EXACT: Any = "numpy_nullable"
 
 
 def _log_path(reader: str, plan: ExportPlan) -> None:
@@ -236,7 +246,7 @@ _END = object()
 
 
 #: A chunk as read, and its free-text cells' screen (``privacy.screen_flags``) when computed.
-Screened = tuple[pd.DataFrame, pa.Array | None]
+Screened = tuple[Chunk, pa.Array | None]
 
 
 def read_ahead(
@@ -316,12 +326,27 @@ def read_ahead(
         reader.join(timeout=60)
 
 
+@overload
 def transform(
     chunk: pd.DataFrame, plan: ExportPlan, *, secret: str, flags: pa.Array | None = None
-) -> pd.DataFrame:
+) -> pd.DataFrame: ...
+
+
+@overload
+def transform(
+    chunk: pa.Table, plan: ExportPlan, *, secret: str, flags: pa.Array | None = None
+) -> pa.Table: ...
+
+
+def transform(
+    chunk: Chunk, plan: ExportPlan, *, secret: str, flags: pa.Array | None = None
+) -> Chunk:
     """Apply the privacy policy, then the column order and renames of the plan. ``flags``: the
     chunk's screen, computed ahead (``read_ahead``)."""
     safe = privacy.apply_policy(chunk, level=plan.privacy, secret=secret, flags=flags)
+    if isinstance(safe, pa.Table):
+        table = safe.select(list(plan.columns))
+        return table.rename_columns(plan.output_names) if plan.rename else table
     out = safe[list(plan.columns)]
     return out.rename(columns=plan.rename) if plan.rename else out
 

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from nano_export.csvcells import format_cells
 from nano_export.sinkfile import Digest, FileSink
-from nano_export.typedcells import TEXT, combined
+from nano_export.typedcells import TEXT, Chunk, chunk_names, combined
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -53,11 +52,11 @@ def _json_values(arr: pa.Array, kind: str) -> pa.Array:
     return pc.fill_null(arr, _NULL)
 
 
-def encode_lines(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> memoryview:
+def encode_lines(df: Chunk, kinds: Mapping[str, Kind]) -> memoryview:
     """The JSON Lines bytes of a chunk: ``{"col": value, ...}\\n`` per row."""
     cells = format_cells(df, kinds, guard=False)
     parts = []
-    for i, (name, arr) in enumerate(zip(df.columns, cells, strict=True)):
+    for i, (name, arr) in enumerate(zip(chunk_names(df), cells, strict=True)):
         key = pa.scalar(
             ("{" if i == 0 else "") + json.dumps(str(name), ensure_ascii=False) + ":", TEXT
         )
@@ -102,7 +101,7 @@ class JsonlSink(FileSink):
                 mtime=0,
             )
 
-    def write(self, df: pd.DataFrame) -> None:
+    def write(self, df: Chunk) -> None:
         """Append one chunk, one line per row."""
         self._check(df)
         if len(df) == 0:

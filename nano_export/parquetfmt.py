@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow.parquet as pq
 
 from nano_export.sinkfile import FileSink
-from nano_export.typedcells import arrow_schema, typed_table
+from nano_export.typedcells import Chunk, arrow_schema, typed_table
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -60,7 +59,7 @@ class ParquetSink(FileSink):
         self.schema = arrow_schema(self.columns, self.kinds, metadata)
         self._writer = pq.ParquetWriter(str(self.temp_path), self.schema, compression=COMPRESSION)
 
-    def write(self, df: pd.DataFrame) -> None:
+    def write(self, df: Chunk) -> None:
         """Append one chunk as one row group."""
         self._check(df)
         if len(df) == 0:

@@ -28,7 +28,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
-import pandas as pd
 import pyarrow as pa
 from psycopg import ClientCursor
 from sqlalchemy import Connection, Select
@@ -37,7 +36,7 @@ from sqlalchemy.engine import URL
 from nano_export.datasets import Kind
 from nano_export.db import compile_bound
 from nano_export.errors import ExportFailed
-from nano_export.typedcells import arrow_frame, arrow_schema, rechunk
+from nano_export.typedcells import arrow_schema, arrow_table, rechunk
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +96,12 @@ def read_copy(
     stmt: Select[Any],
     kinds: Mapping[str, Kind],
     chunk_rows: int,
-) -> Iterator[pd.DataFrame]:
-    """The rows of ``stmt`` as DataFrames of ``chunk_rows`` rows (the last may have fewer): cut
+) -> Iterator[pa.Table]:
+    """The rows of ``stmt`` as Arrow tables of ``chunk_rows`` rows (the last may have fewer): cut
     where ``read_sql`` cuts them, for formats that keep chunks apart (Parquet's row groups).
 
     ``kinds`` gives the kind of every selected column, by label. An empty result yields one empty
-    frame, as ``pandas.read_sql`` does. A failed connection or a server error raises ExportFailed
+    table, as ``pandas.read_sql`` does. A failed connection or a server error raises ExportFailed
     with the server's message.
     """
     schema = arrow_schema([c.name for c in stmt.selected_columns], kinds)
@@ -116,7 +115,7 @@ def read_copy(
             cursor.execute(query)
             for table in rechunk(cursor.fetch_record_batch(), chunk_rows):
                 yielded = True
-                yield arrow_frame(table, schema)
+                yield arrow_table(table, schema)
             finished = True
         except (OSError, adbc.Error) as exc:
             raise ExportFailed(f"PostgreSQL: {_server_message(exc)}") from exc
@@ -125,4 +124,4 @@ def read_copy(
                 with contextlib.suppress(Exception):
                     cursor.adbc_cancel()
     if not yielded:
-        yield arrow_frame(pa.RecordBatch.from_pylist([], schema=schema), schema)
+        yield arrow_table(pa.RecordBatch.from_pylist([], schema=schema), schema)

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol, Self
 
-import pandas as pd
+from nano_export.typedcells import Chunk, chunk_names
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Sink(Protocol):
         """Data rows written so far."""
         ...
 
-    def write(self, df: pd.DataFrame) -> None:
+    def write(self, df: Chunk) -> None:
         """Append one chunk whose columns are exactly the file's, in order."""
         ...
 
@@ -149,15 +149,14 @@ class FileSink:
         """Data rows written so far."""
         return self._rows
 
-    def _check(self, df: pd.DataFrame) -> None:
+    def _check(self, df: Chunk) -> None:
         if self._done:
             raise RuntimeError(f"{self.kind} sink for {self.path} is already closed")
-        if list(df.columns) != self.columns:
-            raise ValueError(
-                f"chunk columns {list(df.columns)} differ from the file's {self.columns}"
-            )
+        names = chunk_names(df)
+        if names != self.columns:
+            raise ValueError(f"chunk columns {names} differ from the file's {self.columns}")
 
-    def write(self, df: pd.DataFrame) -> None:  # pragma: no cover - every subclass overrides
+    def write(self, df: Chunk) -> None:  # pragma: no cover - every subclass overrides
         """Append one chunk whose columns are exactly ``columns``, in order."""
         raise NotImplementedError
 

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Column, ColumnElement, Connection, Select
 
@@ -175,17 +174,17 @@ def read_batches(query: NativeQuery, batch_rows: int) -> Iterator[pa.RecordBatch
         raise error(f"SQLite: {words}")
 
 
-def read_frames(query: NativeQuery, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The rows of ``query`` as DataFrames of ``chunk_rows`` rows (the last may have fewer),
-    typed as ``pandas.read_sql`` types SQLite's values.
+def read_tables(query: NativeQuery, chunk_rows: int) -> Iterator[pa.Table]:
+    """The rows of ``query`` as Arrow tables of ``chunk_rows`` rows (the last may have fewer),
+    each column typed by the witness row (see the module's docstring).
 
     The chunks are cut where ``read_sql`` cuts them: the witness row takes a place in the driver's
     first batch, and formats that keep chunks apart (Parquet's row groups) must not notice. An
-    empty result yields one empty frame with the columns, as ``pandas.read_sql`` does.
+    empty result yields one empty table with the columns, as ``pandas.read_sql`` does.
     """
     yielded = False
     for table in rechunk(read_batches(query, min(chunk_rows, BATCH_ROWS)), chunk_rows):
         yielded = True
-        yield table.to_pandas()
+        yield table
     if not yielded:
-        yield pd.DataFrame({name: pd.Series(dtype=object) for name in query.names})
+        yield pa.table({name: pa.nulls(0) for name in query.names})

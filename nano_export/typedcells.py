@@ -10,7 +10,7 @@ same values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,10 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "datetime": UTC_TIMESTAMP,
     "text": TEXT,
 }
+#: A chunk of rows: an Arrow table from the native readers, a DataFrame from ``read_sql``.
+Chunk: TypeAlias = "pd.DataFrame | pa.Table"
+#: One column of a chunk.
+Column: TypeAlias = "pd.Series | pa.Array | pa.ChunkedArray"
 _BOOL_WORDS = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
 
 
@@ -49,30 +53,72 @@ def is_null(value: Any) -> bool:
     )
 
 
-def as_arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+def chunk_names(chunk: Chunk) -> list[str]:
+    """The column names of a chunk, in order."""
+    if isinstance(chunk, pa.Table):
+        return list(chunk.column_names)
+    return [str(name) for name in chunk.columns]
+
+
+def chunk_columns(chunk: Chunk) -> list[Column]:
+    """The columns of a chunk, in order (by position: names need not be unique in a frame)."""
+    if isinstance(chunk, pa.Table):
+        return list(chunk.columns)
+    return [chunk.iloc[:, i] for i in range(chunk.shape[1])]
+
+
+def _is_arrow(column: Column) -> bool:
+    return isinstance(column, pa.Array | pa.ChunkedArray)
+
+
+def _series(column: Column) -> pd.Series:
+    """The column as pandas holds it (the slow paths for values of unexpected types)."""
+    if _is_arrow(column):
+        series: pd.Series = column.to_pandas()
+        return series
+    return column
+
+
+def _name(column: Column) -> str | None:
+    return None if _is_arrow(column) else str(column.name)
+
+
+def as_arrow(series: Column) -> pa.Array | pa.ChunkedArray | None:
     """The column as Arrow (pandas nulls → Arrow nulls), or None when the types are mixed."""
+    if _is_arrow(series):
+        return series
+    if isinstance(series.dtype, pd.Float64Dtype | pd.Float32Dtype):
+        # read_sql's nullable floats may hold NaN beside NA: both are a NULL in the database.
+        return pa.array(series.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
     try:
         return pa.array(series, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
 
 
-def numbers(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+def numbers(series: Column) -> pa.Array | pa.ChunkedArray:
     """Numbers as Arrow ints or floats; text holding numbers is parsed, anything else raises."""
     arr = as_arrow(series)
-    if arr is not None and (
-        pa.types.is_integer(arr.type)
-        or pa.types.is_floating(arr.type)
-        or pa.types.is_null(arr.type)
-    ):
+    if arr is not None and pa.types.is_floating(arr.type):
+        return _nan_as_null(arr)
+    if arr is not None and (pa.types.is_integer(arr.type) or pa.types.is_null(arr.type)):
         return arr
     if arr is not None and pa.types.is_boolean(arr.type):
         return pc.cast(arr, pa.int8())
+    series = _series(series)
     try:
         parsed = pd.to_numeric(series.astype(object), errors="raise")
     except (ValueError, TypeError) as exc:
         raise ValueError(f"column {series.name!r} should hold numbers: {exc}") from None
     return pa.array(parsed, from_pandas=True)
+
+
+def _nan_as_null(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Floats with NaN as null: a file has one empty value, whichever the database stored."""
+    nan = pc.is_nan(arr)
+    if not pc.any(nan).as_py():
+        return arr
+    return pc.if_else(nan, pa.scalar(None, arr.type), arr)
 
 
 def _to_bool(value: Any) -> bool | None:
@@ -84,8 +130,11 @@ def _to_bool(value: Any) -> bool | None:
     return _BOOL_WORDS[word]
 
 
-def flags(series: pd.Series) -> pa.Array:
+def flags(series: Column) -> pa.Array:
     """Booleans (from bool, 0/1, 0.0/1.0, ``t``/``f``, ``true``/``false`` and nulls)."""
+    if _is_arrow(series) and _arrow_flags(series):
+        return combined(pc.cast(series, pa.bool_()))
+    series = _series(series)
     try:
         values = series.astype("boolean")
     except (TypeError, ValueError):
@@ -93,7 +142,20 @@ def flags(series: pd.Series) -> pa.Array:
     return combined(pa.array(values, type=pa.bool_(), from_pandas=True))
 
 
-def _parse_naive_text(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+def _arrow_flags(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether Arrow casts ``arr`` to booleans as pandas would: booleans, nulls, or integers that
+    are all 0 or 1 (pandas refuses 2 where Arrow would say true)."""
+    kind = arr.type
+    if pa.types.is_boolean(kind) or pa.types.is_null(kind):
+        return True
+    if not pa.types.is_integer(kind):
+        return False
+    bounds = pc.min_max(arr)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    return low is None or (low >= 0 and high <= 1)
+
+
+def _parse_naive_text(series: Column) -> pa.Array | pa.ChunkedArray | None:
     """SQLite's ``2025-08-10 14:03:07[.123456]`` text, parsed by Arrow (much faster than pandas)."""
     arr = as_arrow(series)
     if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
@@ -104,9 +166,16 @@ def _parse_naive_text(series: pd.Series) -> pa.Array | pa.ChunkedArray | None:
         return None
 
 
-def timestamps(series: pd.Series) -> pa.Array:
+def timestamps(series: Column) -> pa.Array:
     """UTC instants as naive microsecond timestamps (naive database values are UTC)."""
     arr: pa.Array | pa.ChunkedArray | None = None
+    if _is_arrow(series):
+        if pa.types.is_timestamp(series.type):  # Arrow keeps instants as UTC, zone or not
+            return combined(pc.cast(series, pa.timestamp("us"), safe=False))
+        arr = _parse_naive_text(series)
+        if arr is not None:
+            return combined(arr)
+        series = _series(series)
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         stamps = series.dt.tz_convert("UTC").dt.tz_localize(None)
     elif pd.api.types.is_datetime64_dtype(series.dtype):
@@ -121,29 +190,30 @@ def timestamps(series: pd.Series) -> pa.Array:
     return combined(arr)
 
 
-def texts(series: pd.Series) -> pa.Array:
+def texts(series: Column) -> pa.Array:
     """Text as large_string, exactly as stored (anything else through ``str``)."""
     arr = as_arrow(series)
     if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         if arr is not None and pa.types.is_null(arr.type):
             return pa.nulls(len(series), TEXT)
+        series = _series(series)
         arr = pa.array([None if is_null(v) else str(v) for v in series.astype(object)], TEXT)
     return combined(pc.cast(arr, TEXT))
 
 
-def _typed_int(series: pd.Series) -> pa.Array:
+def _typed_int(series: Column) -> pa.Array:
     arr = numbers(series)
     try:
         return combined(pc.cast(arr, pa.int64()))  # a safe cast: refuses fractions
     except pa.ArrowInvalid:
-        raise ValueError(f"int column {series.name!r} holds fractions") from None
+        raise ValueError(f"int column {_name(series)!r} holds fractions") from None
 
 
-def _typed_float(series: pd.Series) -> pa.Array:
+def _typed_float(series: Column) -> pa.Array:
     return combined(pc.cast(numbers(series), pa.float64()))
 
 
-def _typed_datetime(series: pd.Series) -> pa.Array:
+def _typed_datetime(series: Column) -> pa.Array:
     return combined(pc.cast(timestamps(series), UTC_TIMESTAMP))
 
 
@@ -156,10 +226,10 @@ _TYPED = {
 }
 
 
-def typed_column(series: pd.Series, kind: Kind) -> pa.Array:
+def typed_column(series: Column, kind: Kind) -> pa.Array:
     """One column as an Arrow array of its kind's type (see ``ARROW_TYPES``)."""
     if kind not in _TYPED:
-        raise ValueError(f"column {series.name!r} has no known kind (got {kind!r})")
+        raise ValueError(f"column {_name(series)!r} has no known kind (got {kind!r})")
     return _TYPED[kind](series)
 
 
@@ -171,10 +241,13 @@ def arrow_schema(
     return pa.schema(fields, metadata=dict(metadata) if metadata else None)
 
 
-def typed_table(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> pa.Table:
+def typed_table(df: Chunk, kinds: Mapping[str, Kind]) -> pa.Table:
     """A chunk as an Arrow table whose columns have their kinds' types."""
-    names = [str(c) for c in df.columns]
-    arrays = [typed_column(df.iloc[:, i], kinds[name]) for i, name in enumerate(names)]
+    names = chunk_names(df)
+    columns = chunk_columns(df)
+    arrays = [
+        typed_column(column, kinds[name]) for name, column in zip(names, columns, strict=True)
+    ]
     return pa.Table.from_arrays(arrays, schema=arrow_schema(names, kinds))
 
 
@@ -186,9 +259,9 @@ def _same_family(got: pa.DataType, want: pa.DataType) -> bool:
     )
 
 
-def arrow_frame(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pd.DataFrame:
-    """Rows from a native reader as a DataFrame with the schema's column names, each column of
-    its kind's type.
+def arrow_table(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:
+    """Rows from a native reader as a table with the schema's column names, each column of its
+    kind's type.
 
     Columns already of their kind's family (varchar for text, int4 for int) are kept as they are:
     casting them would copy every value for nothing.
@@ -197,8 +270,7 @@ def arrow_frame(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pd.DataF
     for column, field in zip(batch.columns, schema, strict=True):
         keep = column.type == field.type or _same_family(column.type, field.type)
         columns.append(column if keep else column.cast(field.type))
-    frame: pd.DataFrame = pa.Table.from_arrays(columns, names=schema.names).to_pandas()
-    return frame
+    return pa.Table.from_arrays(columns, names=schema.names)
 
 
 def rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:

@@ -23,13 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xlsxwriter
 
 from nano_export.sinkfile import XLSX_SHEET_ROWS, FileSink
-from nano_export.typedcells import typed_column
+from nano_export.typedcells import Chunk, chunk_columns, typed_column
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -140,20 +140,21 @@ class XlsxSink(FileSink):
             width = float(max(low, len(name) + 2))
             if self.kinds[name] == "text" and len(arr) and arr.null_count < len(arr):
                 lengths = pc.utf8_length(arr).to_numpy(zero_copy_only=False)
-                typical = float(pd.Series(lengths).quantile(0.9))
+                typical = float(np.nanquantile(lengths, 0.9))  # nulls are NaN here
                 width = max(width, typical + 2)
             widths.append(min(width, float(max(high, len(name) + 2))))
         self._widths = widths
         for col, width in enumerate(widths):
             self._sheet.set_column(col, col, width)
 
-    def write(self, df: pd.DataFrame) -> None:
+    def write(self, df: Chunk) -> None:
         """Append one chunk, row by row, continuing on a new sheet at the sheet limit."""
         self._check(df)
         if len(df) == 0:
             return
         arrays = [
-            typed_column(df.iloc[:, i], self.kinds[name]) for i, name in enumerate(self.columns)
+            typed_column(column, self.kinds[name])
+            for name, column in zip(self.columns, chunk_columns(df), strict=True)
         ]
         if self._widths is None:
             self._set_widths(arrays)

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from factories import SECRET, insert_executions
 from sqlalchemy import (
@@ -402,6 +403,20 @@ def test_native_and_read_sql_paths_agree_under_filters(
     assert old == new
 
 
+def test_the_native_readers_hand_arrow_tables_to_the_policy_and_the_sinks(engine) -> None:
+    """No DataFrame copy on the native path: the reader's tables go through as they are."""
+    from nano_export import exporter
+
+    _insert_odd_rows(engine)
+    plan = plan_export(ExportRequest(dataset="agent-interactions", privacy="standard"))
+    with engine.connect() as conn:
+        chunks = list(exporter.read_chunks(conn, plan, 4))
+    assert len(chunks) > 1 and all(isinstance(chunk, pa.Table) for chunk in chunks)
+    safe = exporter.transform(chunks[0], plan, secret=KEY)
+    assert isinstance(safe, pa.Table) and safe.column_names == plan.output_names
+    assert safe.num_rows == chunks[0].num_rows
+
+
 def test_hostile_filter_values_reach_the_native_readers_intact(engine, tmp_path: Path) -> None:
     _insert_odd_rows(engine)
     from nano_export import exporter
@@ -412,9 +427,8 @@ def test_hostile_filter_values_reach_the_native_readers_intact(engine, tmp_path:
     with engine.connect() as conn:
         before = conn.execute(text("SELECT count(*) FROM executions")).scalar_one()
         expected = [row.execution_id for row in conn.execute(plan.statement())]
-        got = [
-            int(i) for chunk in exporter.read_chunks(conn, plan, 2) for i in chunk["execution_id"]
-        ]
+        chunks = exporter.read_chunks(conn, plan, 2)
+        got = [i for chunk in chunks for i in pa.table(chunk)["execution_id"].to_pylist()]
     assert expected and got == expected
     old, new = _export_both_ways(engine, plan, tmp_path, chunk_rows=2)
     assert old == new
@@ -447,7 +461,7 @@ def test_copy_reads_nulls_of_every_kind_like_the_driver(engine) -> None:
     )
     stmt = select(rows.c.i, rows.c.f, rows.c.b, rows.c.t, rows.c.s)
     with engine.connect() as conn:
-        via_copy = pd.concat(list(pgcopy.read_copy(conn, stmt, kinds, 2)), ignore_index=True)  # type: ignore[arg-type]
+        via_copy = pa.concat_tables(list(pgcopy.read_copy(conn, stmt, kinds, 2))).to_pandas()  # type: ignore[arg-type]
         via_driver = pd.read_sql(stmt, conn)
     assert via_copy["s"][0] == "" and pd.isna(via_copy["s"][1])
     assert via_copy["b"].isna().tolist() == [False, True, False]

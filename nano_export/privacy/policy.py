@@ -18,7 +18,7 @@ import hmac
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from nano_export.models import ALLOWED_LEVELS, PRIVACY_LEVELS, Privacy, Role
 from nano_export.privacy import context, ruleset
 from nano_export.privacy.engine import Engine
 from nano_export.privacy.widen import Dialect, widen
+from nano_export.typedcells import Chunk, Column, chunk_names
 
 logger = logging.getLogger(__name__)
 
@@ -118,18 +119,23 @@ def stable_hash(value: str, secret: str) -> str:
     return mac.hexdigest()[:HASH_LENGTH]
 
 
-def _hash_series(series: pd.Series, secret: str) -> pd.Series:
-    """Hash each distinct non-null value once; nulls stay null."""
+def _hash_array(column: Column, secret: str) -> pa.Array:
+    """Each distinct non-null value hashed once; nulls stay null."""
     base = _hmac_base(secret)
     # Distinct values and each row's index into them, found by Arrow outside the GIL.
-    encoded = pc.dictionary_encode(_text_array(series))
+    encoded = pc.dictionary_encode(_text_array(column))
     hashed: list[str] = []
     for unique in encoded.dictionary.to_pylist():
         mac = base.copy()
         mac.update(unique.encode("utf-8"))
         hashed.append(mac.hexdigest()[:HASH_LENGTH])
     # Gather in Arrow: no Python string per row. A null index (a null value) gives null.
-    values = pa.array(hashed, type=pa.large_string()).take(encoded.indices)
+    return pa.array(hashed, type=pa.large_string()).take(encoded.indices)
+
+
+def _hash_series(series: pd.Series, secret: str) -> pd.Series:
+    """``_hash_array`` as a column of the frame."""
+    values = _hash_array(series, secret)
     return pd.Series(values, index=series.index, name=series.name, dtype="str")
 
 
@@ -170,10 +176,13 @@ def _may_be_masked_pg(element: MayBeMasked, compiler: SQLCompiler, **kw: Any) ->
     return f"({compiler.process(element.text.regexp_match(screen), **kw)})"
 
 
-def _text_array(series: pd.Series) -> pa.Array:
-    if not _is_arrow_text(series):
-        series = series.astype("str")  # object or other columns: text from here on
-    arr = pa.array(series)
+def _text_array(series: Column) -> pa.Array:
+    if isinstance(series, pa.Array | pa.ChunkedArray):
+        arr = series
+    else:
+        if not _is_arrow_text(series):
+            series = series.astype("str")  # object or other columns: text from here on
+        arr = pa.array(series)
     if isinstance(arr, pa.ChunkedArray):  # a frame built by pd.concat
         arr = arr.combine_chunks()
     if arr.type != pa.string():
@@ -222,24 +231,63 @@ def _screen_of(level: Privacy) -> str:
     return credential_screen()
 
 
-def screen_flags(df: pd.DataFrame, *, level: Privacy) -> pa.Array | None:
+def screen_flags(df: Chunk, *, level: Privacy) -> pa.Array | None:
     """Which cells of ``df``'s free-text columns (in column order, one after the other) the rules
     must read at ``level``; None when the level writes no free text or a column is not Arrow text.
 
     Arrow and RE2 only, outside the GIL: an export screens a chunk in its reader thread while the
     chunk before is redacted and written. ``apply_policy(..., flags=...)`` takes the answer.
     """
-    names = [name for name in df.columns if name in FREE_TEXT]
+    names = [name for name in chunk_names(df) if name in FREE_TEXT]
     if level == "public" or not names:
         return None
-    if not all(_is_arrow_text(df[name]) for name in names):
+    columns = [_column(df, name) for name in names]
+    if not all(_is_arrow_text(column) for column in columns):
         return None  # converting object columns takes the GIL: the redaction does it once
-    return _screen(pa.concat_arrays([_text_array(df[name]) for name in names]), _screen_of(level))
+    return _screen(pa.concat_arrays([_text_array(column) for column in columns]), _screen_of(level))
 
 
-def _is_arrow_text(series: pd.Series) -> bool:
+def _column(chunk: Chunk, name: str) -> Column:
+    return chunk.column(name) if isinstance(chunk, pa.Table) else chunk[name]
+
+
+def _is_arrow_text(series: Column) -> bool:
+    if isinstance(series, pa.Array | pa.ChunkedArray):
+        return bool(pa.types.is_string(series.type) or pa.types.is_large_string(series.type))
     dtype = series.dtype
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+
+
+def _redacted(
+    arrays: list[pa.Array],
+    screen: str,
+    redact: Callable[[str], str],
+    flags: pa.Array | None = None,
+) -> list[pa.Array | None]:
+    """Apply ``redact`` to the cells of the text ``arrays`` that ``screen`` flags (or that
+    ``flags`` gives, screened earlier): each array redacted, or None when no cell was flagged.
+
+    The columns are screened as one array: RE2 compiles the screen (a hundred rules joined) once
+    per chunk instead of once per column, and builds its automaton once.
+    """
+    cells = sum(len(arr) for arr in arrays)
+    if flags is not None and len(flags) != cells:
+        raise ValueError(f"flags for {len(flags)} cells given for {cells} free-text cells")
+    flagged_all = _screen(pa.concat_arrays(arrays), screen) if flags is None else flags
+    out: list[pa.Array | None] = []
+    offset = 0
+    for arr in arrays:
+        flagged = flagged_all.slice(offset, len(arr))
+        offset += len(arr)
+        count = pc.sum(flagged).as_py() or 0
+        if count == 0:
+            out.append(None)
+            continue
+        originals = arr.filter(flagged).to_pylist()
+        replacements = pa.array([redact(text) for text in originals], type=arr.type)
+        out.append(pc.replace_with_mask(arr, flagged, replacements))
+        logger.debug("redacted text column", extra={"rows": len(arr), "screened_in": count})
+    return out
 
 
 def _redact_columns(
@@ -249,43 +297,54 @@ def _redact_columns(
     redact: Callable[[str], str],
     flags: pa.Array | None = None,
 ) -> None:
-    """Apply ``redact`` to the cells of the text columns ``names`` that ``screen`` flags (or
-    that ``flags`` gives, screened earlier).
-
-    The columns are screened as one array: RE2 compiles the screen (a hundred rules joined) once
-    per chunk instead of once per column, and builds its automaton once.
-    """
+    """``_redacted`` on the text columns ``names`` of ``frame``, in place (as ``str`` columns)."""
     if not names:
         return
     arrays = [_text_array(frame[name]) for name in names]
-    if flags is not None and len(flags) != len(frame) * len(names):
-        raise ValueError(
-            f"flags for {len(flags)} cells given for {len(frame) * len(names)} free-text cells"
-        )
-    flagged_all = _screen(pa.concat_arrays(arrays), screen) if flags is None else flags
-    offset = 0
-    for name, arr in zip(names, arrays, strict=True):
-        flagged = flagged_all.slice(offset, len(arr))
-        offset += len(arr)
-        count = pc.sum(flagged).as_py() or 0
-        if count == 0:
-            if frame[name].dtype != "str":
-                frame[name] = pd.Series(arr, index=frame.index, name=name, dtype="str")
+    for name, arr, result in zip(
+        names, arrays, _redacted(arrays, screen, redact, flags), strict=True
+    ):
+        if result is None and frame[name].dtype == "str":
             continue
-        originals = arr.filter(flagged).to_pylist()
-        replacements = pa.array([redact(text) for text in originals], type=arr.type)
-        result = pc.replace_with_mask(arr, flagged, replacements)
-        logger.debug(
-            "redacted text column",
-            extra={"column": name, "rows": len(arr), "screened_in": count},
-        )
-        frame[name] = pd.Series(result, index=frame.index, name=name, dtype="str")
+        values = arr if result is None else result
+        frame[name] = pd.Series(values, index=frame.index, name=name, dtype="str")
 
 
+def _policy_table(table: pa.Table, level: Privacy, secret: str, flags: pa.Array | None) -> pa.Table:
+    """``apply_policy`` on an Arrow table: the same rules, no pandas."""
+    names = chunk_names(table)
+    if level == "public":
+        names = [name for name in names if name not in FREE_TEXT]
+    columns: dict[str, Column] = {name: table.column(name) for name in names}
+    if level in ("public", "standard"):
+        for name in names:
+            if name in IDENTITY:
+                columns[name] = _hash_array(columns[name], secret)
+    free_text = [name for name in names if name in FREE_TEXT]
+    if free_text:
+        redact = _redact_standard if level == "standard" else redact_credentials
+        arrays = [_text_array(columns[name]) for name in free_text]
+        results = _redacted(arrays, _screen_of(level), redact, flags)
+        for name, arr, result in zip(free_text, arrays, results, strict=True):
+            columns[name] = arr if result is None else result
+    return pa.Table.from_arrays(list(columns.values()), names=names)
+
+
+@overload
 def apply_policy(
     df: pd.DataFrame, *, level: Privacy, secret: str, flags: pa.Array | None = None
-) -> pd.DataFrame:
-    """Return ``df`` as the privacy ``level`` allows it to be shown or written.
+) -> pd.DataFrame: ...
+
+
+@overload
+def apply_policy(
+    df: pa.Table, *, level: Privacy, secret: str, flags: pa.Array | None = None
+) -> pa.Table: ...
+
+
+def apply_policy(df: Chunk, *, level: Privacy, secret: str, flags: pa.Array | None = None) -> Chunk:
+    """Return ``df`` (a DataFrame or an Arrow table) as the privacy ``level`` allows it to be
+    shown or written.
 
     Acts on the free-text and identity columns present; ``df`` itself is left unchanged.
     ``flags``: :func:`screen_flags` of ``df`` at ``level``, when it was screened ahead.
@@ -294,6 +353,8 @@ def apply_policy(
         raise BadInput(
             f"unknown privacy level {level!r}; expected one of {', '.join(PRIVACY_LEVELS)}"
         )
+    if isinstance(df, pa.Table):
+        return _policy_table(df, level, secret, flags)
     out = df.copy(deep=False)
     free_text = [name for name in out.columns if name in FREE_TEXT]
     if level == "public":
