@@ -73,6 +73,9 @@ _NEEDS_QUOTES = '[,"\r\n]'
 _SPECIAL_BYTES = np.zeros(256, dtype=bool)
 _SPECIAL_BYTES[list(b',"\r\n')] = True
 _SCAN_BYTES_PER_ROW = 64
+#: Rows formatted and encoded at a time: a chunk's CSV text is built (and waits for the writer)
+#: a slice at a time, not all at once, so its copies stay small beside the chunk itself.
+SLICE_ROWS = 5_000
 
 
 # --- CSV assembly ----------------------------------------------------------------------------
@@ -184,11 +187,15 @@ class CsvSink(FileSink):
     def write(self, df: Chunk) -> None:
         """Format and append one chunk whose columns are exactly ``columns``, in order."""
         self._check(df)
-        if len(df) == 0:
-            return
-        data = encode_rows(format_cells(df, self.kinds), text=self._text)
-        self._wait()
-        self._pending = self._writer.submit(self._out.write, data)
+        for start in range(0, len(df), SLICE_ROWS):
+            part = (
+                df.slice(start, SLICE_ROWS)
+                if isinstance(df, pa.Table)
+                else df.iloc[start : start + SLICE_ROWS]
+            )
+            data = encode_rows(format_cells(part, self.kinds), text=self._text)
+            self._wait()
+            self._pending = self._writer.submit(self._out.write, data)
         self._rows += len(df)
 
     def _finish(self) -> tuple[int, str]:

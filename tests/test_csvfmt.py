@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nano_export import csvfmt
 from nano_export.csvfmt import BOM, TEMP_SUFFIX, CsvSink, format_frame, guard_formula
 
 KINDS = {"id": "int", "cost": "float", "name": "text", "ok": "bool", "at": "datetime"}
@@ -59,6 +61,28 @@ def test_small_frame_with_every_kind_and_nulls_has_exact_bytes(tmp_path: Path) -
         b"2,-1.5,'=SUM(A1),false,2025-08-10T14:03:07.000000Z\r\n"
         b",,,,\r\n"
     )
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_a_chunk_is_encoded_a_slice_at_a_time_into_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arrow: bool
+) -> None:
+    """A chunk's CSV text is built a few thousand rows at a time, not all at once (memory)."""
+    frame = pd.concat([_frame()] * 4, ignore_index=True)
+    chunk = pa.Table.from_pandas(frame, preserve_index=False) if arrow else frame
+    whole = _write(tmp_path / "whole.csv", [chunk], KINDS)  # type: ignore[list-item]
+    encoded: list[int] = []
+    real = csvfmt.encode_rows
+
+    def spy(cells, **kwargs):  # type: ignore[no-untyped-def]
+        encoded.append(len(cells[0]))
+        return real(cells, **kwargs)
+
+    monkeypatch.setattr(csvfmt, "SLICE_ROWS", 5)
+    monkeypatch.setattr(csvfmt, "encode_rows", spy)
+    sliced = _write(tmp_path / "sliced.csv", [chunk], KINDS)  # type: ignore[list-item]
+    assert encoded == [5, 5, 2]
+    assert sliced == whole and whole.count(b"\r\n") == 13
 
 
 @pytest.mark.parametrize(
