@@ -77,7 +77,7 @@ def _float_cells(series: Column, name: str = "") -> pa.Array:
 
 def _int_cells(series: Column, name: str = "") -> pa.Array:
     arr = numbers(series)
-    if pa.types.is_floating(arr.type):  # ints with nulls arrive as float64 + NaN
+    if pa.types.is_floating(arr.type):  # REAL values in an int column, or a float64 frame
         try:
             arr = pc.cast(arr, pa.int64())  # a safe cast: refuses fractions
         except pa.ArrowInvalid:

@@ -72,9 +72,10 @@ def _is_arrow(column: Column) -> bool:
 
 
 def _series(column: Column) -> pd.Series:
-    """The column as pandas holds it (the slow paths for values of unexpected types)."""
+    """The column as pandas holds it (the slow paths for values of unexpected types). Ints with
+    nulls stay ints (Python ints beside None), as ``read_sql``'s nullable columns keep them."""
     if _is_arrow(column):
-        series: pd.Series = column.to_pandas()
+        series: pd.Series = column.to_pandas(integer_object_nulls=True)
         return series
     return column
 
@@ -107,7 +108,9 @@ def numbers(series: Column) -> pa.Array | pa.ChunkedArray:
         return pc.cast(arr, pa.int8())
     series = _series(series)
     try:
-        parsed = pd.to_numeric(series.astype(object), errors="raise")
+        parsed = pd.to_numeric(
+            series.astype(object), errors="raise", dtype_backend="numpy_nullable"
+        )
     except (ValueError, TypeError) as exc:
         raise ValueError(f"column {series.name!r} should hold numbers: {exc}") from None
     return pa.array(parsed, from_pandas=True)
@@ -131,28 +134,24 @@ def _to_bool(value: Any) -> bool | None:
 
 
 def flags(series: Column) -> pa.Array:
-    """Booleans (from bool, 0/1, 0.0/1.0, ``t``/``f``, ``true``/``false`` and nulls)."""
-    if _is_arrow(series) and _arrow_flags(series):
-        return combined(pc.cast(series, pa.bool_()))
+    """Booleans (from bool, 0/1, 0.0/1.0, ``t``/``f``, ``true``/``false`` and nulls); any other
+    number raises, whichever dtype holds it."""
+    arr = as_arrow(series)
+    if arr is not None and (pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type)):
+        return combined(pc.cast(arr, pa.bool_()))
+    if arr is not None and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+        arr = _nan_as_null(arr) if pa.types.is_floating(arr.type) else arr
+        bits = pc.or_(pc.equal(arr, 0), pc.equal(arr, 1))
+        bad = arr.filter(pc.invert(bits))  # nulls are dropped: null is a boolean's null
+        if len(bad):
+            raise ValueError(f"not a boolean: {bad[0].as_py()!r}")
+        return combined(pc.cast(arr, pa.bool_()))
     series = _series(series)
     try:
         values = series.astype("boolean")
     except (TypeError, ValueError):
         values = series.map(_to_bool).astype("boolean")
     return combined(pa.array(values, type=pa.bool_(), from_pandas=True))
-
-
-def _arrow_flags(arr: pa.Array | pa.ChunkedArray) -> bool:
-    """Whether Arrow casts ``arr`` to booleans as pandas would: booleans, nulls, or integers that
-    are all 0 or 1 (pandas refuses 2 where Arrow would say true)."""
-    kind = arr.type
-    if pa.types.is_boolean(kind) or pa.types.is_null(kind):
-        return True
-    if not pa.types.is_integer(kind):
-        return False
-    bounds = pc.min_max(arr)
-    low, high = bounds["min"].as_py(), bounds["max"].as_py()
-    return low is None or (low >= 0 and high <= 1)
 
 
 def _parse_naive_text(series: Column) -> pa.Array | pa.ChunkedArray | None:

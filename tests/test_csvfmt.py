@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nano_export import csvfmt
+from nano_export.csvcells import format_cells
 from nano_export.csvfmt import BOM, TEMP_SUFFIX, CsvSink, format_frame, guard_formula
 
 KINDS = {"id": "int", "cost": "float", "name": "text", "ok": "bool", "at": "datetime"}
@@ -205,6 +206,41 @@ def test_booleans_are_true_or_false_whatever_their_dtype(values: pd.Series) -> N
 def test_plain_numpy_bools_and_ints_are_true_or_false() -> None:
     assert _cells(pd.Series([True, False]), "bool") == ["true", "false"]
     assert _cells(pd.Series([1, 0]), "bool") == ["true", "false"]
+
+
+@pytest.mark.parametrize(
+    ("values", "bad"),
+    [
+        (pd.Series([0, 1, 2, None], dtype="Int64"), "2"),  # read_sql's nullable ints
+        (pd.Series([0.0, 1.0, 0.5], dtype="Float64"), "0.5"),
+        (pd.Series([0, 1, -1]), "-1"),
+        (pa.chunked_array([pa.array([0, 1, 2, None])]), "2"),  # the native readers' ints
+        (pa.array([0.0, 1.0, 0.5]), "0.5"),
+    ],
+    ids=["Int64", "Float64", "int64", "arrow-int", "arrow-float"],
+)
+def test_a_number_other_than_0_or_1_is_not_a_boolean_on_any_path(values, bad: str) -> None:  # type: ignore[no-untyped-def]
+    """Both read paths refuse the same cells, and the message names the bad value."""
+    arrow = isinstance(values, pa.Array | pa.ChunkedArray)
+    chunk = pa.table({"c": values}) if arrow else values.to_frame("c")
+    with pytest.raises(ValueError, match=f"not a boolean: {bad}$"):
+        format_cells(chunk, {"c": "bool"})
+
+
+def test_big_ints_keep_every_digit_on_every_path() -> None:
+    big = 2**53 + 1
+    for values in (
+        pd.Series([big, None, "5"], dtype=object),  # mixed: read_sql's fallback
+        pd.Series([big, None], dtype="Int64"),
+        pa.chunked_array([pa.array([big, None])]),
+    ):
+        chunk = (
+            pa.table({"c": values}) if isinstance(values, pa.ChunkedArray) else values.to_frame("c")
+        )
+        (cells,) = format_cells(chunk, {"c": "int"})
+        assert cells.to_pylist()[:2] == [str(big), None]
+        (cells,) = format_cells(chunk, {"c": "text"})
+        assert cells.to_pylist()[:2] == [str(big), None]
 
 
 def test_a_word_that_is_not_a_boolean_is_refused() -> None:
