@@ -59,7 +59,7 @@ def _plain(value: float) -> str:
 
 
 def _float_cells(series: Column, name: str = "") -> pa.Array:
-    arr = numbers(series)
+    arr = numbers(series, name or None)
     if not pa.types.is_floating(arr.type):
         arr = pc.cast(arr, pa.float64())
     out = combined(pc.cast(arr, TEXT))  # shortest round-trip digits, "2" for 2.0
@@ -76,13 +76,13 @@ def _float_cells(series: Column, name: str = "") -> pa.Array:
 
 
 def _int_cells(series: Column, name: str = "") -> pa.Array:
-    arr = numbers(series)
+    arr = numbers(series, name or None)
     if pa.types.is_floating(arr.type):  # REAL values in an int column, or a float64 frame
         try:
             arr = pc.cast(arr, pa.int64())  # a safe cast: refuses fractions
         except pa.ArrowInvalid:
             logger.warning("int column %r holds fractions; writing them as decimals", name)
-            return _float_cells(series)
+            return _float_cells(series, name)
     return combined(pc.cast(arr, TEXT))
 
 

@@ -9,7 +9,7 @@ same values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -97,8 +97,9 @@ def as_arrow(series: Column) -> pa.Array | pa.ChunkedArray | None:
         return None
 
 
-def numbers(series: Column) -> pa.Array | pa.ChunkedArray:
-    """Numbers as Arrow ints or floats; text holding numbers is parsed, anything else raises."""
+def numbers(series: Column, name: str | None = None) -> pa.Array | pa.ChunkedArray:
+    """Numbers as Arrow ints or floats; text holding numbers is parsed, anything else raises
+    (naming the column: ``name``, or the Series' own)."""
     arr = as_arrow(series)
     if arr is not None and pa.types.is_floating(arr.type):
         return _nan_as_null(arr)
@@ -112,7 +113,8 @@ def numbers(series: Column) -> pa.Array | pa.ChunkedArray:
             series.astype(object), errors="raise", dtype_backend="numpy_nullable"
         )
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"column {series.name!r} should hold numbers: {exc}") from None
+        label = series.name if name is None else name
+        raise ValueError(f"column {label!r} should hold numbers: {exc}") from None
     return pa.array(parsed, from_pandas=True)
 
 
@@ -200,36 +202,38 @@ def texts(series: Column) -> pa.Array:
     return combined(pc.cast(arr, TEXT))
 
 
-def _typed_int(series: Column) -> pa.Array:
-    arr = numbers(series)
+def _typed_int(series: Column, name: str | None) -> pa.Array:
+    arr = numbers(series, name)
     try:
         return combined(pc.cast(arr, pa.int64()))  # a safe cast: refuses fractions
     except pa.ArrowInvalid:
-        raise ValueError(f"int column {_name(series)!r} holds fractions") from None
+        raise ValueError(f"int column {name!r} holds fractions") from None
 
 
-def _typed_float(series: Column) -> pa.Array:
-    return combined(pc.cast(numbers(series), pa.float64()))
+def _typed_float(series: Column, name: str | None) -> pa.Array:
+    return combined(pc.cast(numbers(series, name), pa.float64()))
 
 
-def _typed_datetime(series: Column) -> pa.Array:
+def _typed_datetime(series: Column, name: str | None) -> pa.Array:
     return combined(pc.cast(timestamps(series), UTC_TIMESTAMP))
 
 
-_TYPED = {
+_TYPED: dict[str, Callable[[Column, str | None], pa.Array]] = {
     "int": _typed_int,
     "float": _typed_float,
-    "bool": flags,
+    "bool": lambda series, name: flags(series),
     "datetime": _typed_datetime,
-    "text": texts,
+    "text": lambda series, name: texts(series),
 }
 
 
-def typed_column(series: Column, kind: Kind) -> pa.Array:
-    """One column as an Arrow array of its kind's type (see ``ARROW_TYPES``)."""
+def typed_column(series: Column, kind: Kind, name: str | None = None) -> pa.Array:
+    """One column as an Arrow array of its kind's type (see ``ARROW_TYPES``); errors name the
+    column (``name``, or a Series' own: an Arrow column has none)."""
+    name = _name(series) if name is None else name
     if kind not in _TYPED:
-        raise ValueError(f"column {_name(series)!r} has no known kind (got {kind!r})")
-    return _TYPED[kind](series)
+        raise ValueError(f"column {name!r} has no known kind (got {kind!r})")
+    return _TYPED[kind](series, name)
 
 
 def arrow_schema(
@@ -245,7 +249,7 @@ def typed_table(df: Chunk, kinds: Mapping[str, Kind]) -> pa.Table:
     names = chunk_names(df)
     columns = chunk_columns(df)
     arrays = [
-        typed_column(column, kinds[name]) for name, column in zip(names, columns, strict=True)
+        typed_column(column, kinds[name], name) for name, column in zip(names, columns, strict=True)
     ]
     return pa.Table.from_arrays(arrays, schema=arrow_schema(names, kinds))
 

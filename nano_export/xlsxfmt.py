@@ -153,7 +153,7 @@ class XlsxSink(FileSink):
         if len(df) == 0:
             return
         arrays = [
-            typed_column(column, self.kinds[name])
+            typed_column(column, self.kinds[name], name)
             for name, column in zip(self.columns, chunk_columns(df), strict=True)
         ]
         if self._widths is None:

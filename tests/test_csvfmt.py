@@ -243,6 +243,15 @@ def test_big_ints_keep_every_digit_on_every_path() -> None:
         assert cells.to_pylist()[:2] == [str(big), None]
 
 
+def test_errors_name_the_column_on_the_arrow_path_too() -> None:
+    from nano_export.typedcells import typed_table
+
+    with pytest.raises(ValueError, match="'cost' should hold numbers"):
+        format_cells(pa.table({"cost": pa.array(["12", "twelve"])}), {"cost": "int"})
+    with pytest.raises(ValueError, match="int column 'cost' holds fractions"):
+        typed_table(pa.table({"cost": [1.5]}), {"cost": "int"})
+
+
 def test_a_word_that_is_not_a_boolean_is_refused() -> None:
     with pytest.raises(ValueError, match="not a boolean"):
         _cells(pd.Series(["yes-ish"], dtype=object), "bool")
