@@ -58,8 +58,8 @@ def _plain(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _float_cells(series: Column, name: str = "") -> pa.Array:
-    arr = numbers(series, name or None)
+def _float_cells(series: Column, name: str | None = None) -> pa.Array:
+    arr = numbers(series, name)
     if not pa.types.is_floating(arr.type):
         arr = pc.cast(arr, pa.float64())
     out = combined(pc.cast(arr, TEXT))  # shortest round-trip digits, "2" for 2.0
@@ -75,8 +75,8 @@ def _float_cells(series: Column, name: str = "") -> pa.Array:
     return out
 
 
-def _int_cells(series: Column, name: str = "") -> pa.Array:
-    arr = numbers(series, name or None)
+def _int_cells(series: Column, name: str | None = None) -> pa.Array:
+    arr = numbers(series, name)
     if pa.types.is_floating(arr.type):  # REAL values in an int column, or a float64 frame
         try:
             arr = pc.cast(arr, pa.int64())  # a safe cast: refuses fractions
@@ -86,12 +86,12 @@ def _int_cells(series: Column, name: str = "") -> pa.Array:
     return combined(pc.cast(arr, TEXT))
 
 
-def _bool_cells(series: Column, name: str = "") -> pa.Array:
+def _bool_cells(series: Column, name: str | None = None) -> pa.Array:
     arr = flags(series)
     return combined(pc.if_else(arr, pa.scalar("true", TEXT), pa.scalar("false", TEXT)))
 
 
-def _datetime_cells(series: Column, name: str = "") -> pa.Array:
+def _datetime_cells(series: Column, name: str | None = None) -> pa.Array:
     arr = timestamps(series)
     # A microsecond timestamp casts to "YYYY-MM-DD HH:MM:SS.ffffff" (always six digits): one
     # format for every row. Much faster than pc.strftime.
@@ -99,7 +99,7 @@ def _datetime_cells(series: Column, name: str = "") -> pa.Array:
     return combined(pc.binary_join_element_wise(text, _ZULU, EMPTY))
 
 
-def _text_cells(series: Column, name: str = "") -> pa.Array:
+def _text_cells(series: Column, name: str | None = None) -> pa.Array:
     arr = texts(series)
     data, offsets = bytes_of(arr)
     # The formula guard from the first byte of each cell: a few cells get the ' prefix, the rest
@@ -122,7 +122,7 @@ def bytes_of(arr: pa.Array) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.nda
     return data, offsets
 
 
-_FORMATTERS: dict[str, Callable[[Column, str], pa.Array]] = {
+_FORMATTERS: dict[str, Callable[[Column, str | None], pa.Array]] = {
     "int": _int_cells,
     "float": _float_cells,
     "text": _text_cells,

@@ -39,7 +39,7 @@ from nano_export.csvcells import (
     guard_formula,
 )
 from nano_export.sinkfile import TEMP_SUFFIX, Digest, FileSink, SinkResult
-from nano_export.typedcells import TEXT, Chunk, combined
+from nano_export.typedcells import TEXT, Chunk, chunk_slice, combined
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -188,11 +188,7 @@ class CsvSink(FileSink):
         """Format and append one chunk whose columns are exactly ``columns``, in order."""
         self._check(df)
         for start in range(0, len(df), SLICE_ROWS):
-            part = (
-                df.slice(start, SLICE_ROWS)
-                if isinstance(df, pa.Table)
-                else df.iloc[start : start + SLICE_ROWS]
-            )
+            part = chunk_slice(df, start, SLICE_ROWS)
             data = encode_rows(format_cells(part, self.kinds), text=self._text)
             self._wait()
             self._pending = self._writer.submit(self._out.write, data)

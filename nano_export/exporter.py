@@ -183,6 +183,11 @@ def count_rows(conn: Connection, plan: ExportPlan) -> int:
 NATIVE_READ = True
 
 
+#: ``read_sql``'s columns: nullable integers keep every digit (an int column with a NULL would
+#: otherwise become float64 and round above 2**53), as the native readers' Arrow columns do.
+_EXACT: Any = "numpy_nullable"
+
+
 def read_chunks(
     conn: Connection, plan: ExportPlan, chunk_rows: int, *, native: bool | None = None
 ) -> Generator[Chunk, None, None]:
@@ -225,11 +230,6 @@ def read_chunks(
     _log_path("read_sql", plan)
     streaming = conn.execution_options(stream_results=True, yield_per=chunk_rows)
     yield from pd.read_sql(stmt, streaming, chunksize=chunk_rows, dtype_backend=_EXACT)
-
-
-#: ``read_sql``'s columns: nullable integers keep every digit (an int column with a NULL would
-#: otherwise become float64 and round above 2**53), as the native readers' Arrow columns do.
-_EXACT: Any = "numpy_nullable"
 
 
 def _log_path(reader: str, plan: ExportPlan) -> None:

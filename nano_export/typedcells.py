@@ -67,26 +67,39 @@ def chunk_columns(chunk: Chunk) -> list[Column]:
     return [chunk.iloc[:, i] for i in range(chunk.shape[1])]
 
 
-def _is_arrow(column: Column) -> bool:
+def chunk_column(chunk: Chunk, name: str) -> Column:
+    """The column ``name`` of a chunk."""
+    return chunk.column(name) if isinstance(chunk, pa.Table) else chunk[name]
+
+
+def chunk_slice(chunk: Chunk, start: int, rows: int) -> Chunk:
+    """Up to ``rows`` rows of a chunk from position ``start`` (a view, not a copy)."""
+    if isinstance(chunk, pa.Table):
+        return chunk.slice(start, rows)
+    return chunk.iloc[start : start + rows]
+
+
+def is_arrow(column: Column) -> bool:
+    """Whether a column is Arrow's (a native reader's) rather than a pandas Series."""
     return isinstance(column, pa.Array | pa.ChunkedArray)
 
 
 def _series(column: Column) -> pd.Series:
     """The column as pandas holds it (the slow paths for values of unexpected types). Ints with
     nulls stay ints (Python ints beside None), as ``read_sql``'s nullable columns keep them."""
-    if _is_arrow(column):
+    if is_arrow(column):
         series: pd.Series = column.to_pandas(integer_object_nulls=True)
         return series
     return column
 
 
 def _name(column: Column) -> str | None:
-    return None if _is_arrow(column) else str(column.name)
+    return None if is_arrow(column) else str(column.name)
 
 
 def as_arrow(series: Column) -> pa.Array | pa.ChunkedArray | None:
     """The column as Arrow (pandas nulls → Arrow nulls), or None when the types are mixed."""
-    if _is_arrow(series):
+    if is_arrow(series):
         return series
     if isinstance(series.dtype, pd.Float64Dtype | pd.Float32Dtype):
         # read_sql's nullable floats may hold NaN beside NA: both are a NULL in the database.
@@ -169,26 +182,24 @@ def _parse_naive_text(series: Column) -> pa.Array | pa.ChunkedArray | None:
 
 def timestamps(series: Column) -> pa.Array:
     """UTC instants as naive microsecond timestamps (naive database values are UTC)."""
-    arr: pa.Array | pa.ChunkedArray | None = None
-    if _is_arrow(series):
+    if is_arrow(series):
         if pa.types.is_timestamp(series.type):  # Arrow keeps instants as UTC, zone or not
             return combined(pc.cast(series, pa.timestamp("us"), safe=False))
-        arr = _parse_naive_text(series)
-        if arr is not None:
-            return combined(arr)
-        series = _series(series)
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        stamps = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif isinstance(series.dtype, pd.DatetimeTZDtype):
+        return _naive_us(series.dt.tz_convert("UTC").dt.tz_localize(None))
     elif pd.api.types.is_datetime64_dtype(series.dtype):
-        stamps = series
-    else:
-        arr = _parse_naive_text(series)
-        if arr is None:  # datetime objects, offsets or a mix: pandas (naive values are UTC)
-            stamps = pd.to_datetime(series, utc=True, format="ISO8601").dt.tz_localize(None)
-    if arr is None:
-        values = stamps.to_numpy(dtype="datetime64[us]")
-        arr = pa.array(values, type=pa.timestamp("us"), from_pandas=True)
-    return combined(arr)
+        return _naive_us(series)
+    arr = _parse_naive_text(series)
+    if arr is not None:
+        return combined(arr)
+    # datetime objects, offsets or a mix: pandas (naive values are UTC)
+    stamps = pd.to_datetime(_series(series), utc=True, format="ISO8601")
+    return _naive_us(stamps.dt.tz_localize(None))
+
+
+def _naive_us(stamps: pd.Series) -> pa.Array:
+    values = stamps.to_numpy(dtype="datetime64[us]")
+    return combined(pa.array(values, type=pa.timestamp("us"), from_pandas=True))
 
 
 def texts(series: Column) -> pa.Array:

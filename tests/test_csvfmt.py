@@ -50,6 +50,13 @@ def _write(path: Path, chunks: list[pd.DataFrame], kinds: dict[str, str], **opts
     return path.read_bytes()
 
 
+def _chunk(values: pd.Series | pa.Array | pa.ChunkedArray) -> pd.DataFrame | pa.Table:
+    """One column ``c`` as the native readers (Arrow) or ``read_sql`` (a frame) would hand it."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return pa.table({"c": values})
+    return values.to_frame("c")
+
+
 def _cells(series: pd.Series, kind: str) -> list[str | None]:
     return list(format_frame(series.to_frame("c"), {"c": kind})["c"])  # type: ignore[dict-item]
 
@@ -221,10 +228,8 @@ def test_plain_numpy_bools_and_ints_are_true_or_false() -> None:
 )
 def test_a_number_other_than_0_or_1_is_not_a_boolean_on_any_path(values, bad: str) -> None:  # type: ignore[no-untyped-def]
     """Both read paths refuse the same cells, and the message names the bad value."""
-    arrow = isinstance(values, pa.Array | pa.ChunkedArray)
-    chunk = pa.table({"c": values}) if arrow else values.to_frame("c")
     with pytest.raises(ValueError, match=f"not a boolean: {bad}$"):
-        format_cells(chunk, {"c": "bool"})
+        format_cells(_chunk(values), {"c": "bool"})
 
 
 def test_big_ints_keep_every_digit_on_every_path() -> None:
@@ -234,9 +239,7 @@ def test_big_ints_keep_every_digit_on_every_path() -> None:
         pd.Series([big, None], dtype="Int64"),
         pa.chunked_array([pa.array([big, None])]),
     ):
-        chunk = (
-            pa.table({"c": values}) if isinstance(values, pa.ChunkedArray) else values.to_frame("c")
-        )
+        chunk = _chunk(values)
         (cells,) = format_cells(chunk, {"c": "int"})
         assert cells.to_pylist()[:2] == [str(big), None]
         (cells,) = format_cells(chunk, {"c": "text"})

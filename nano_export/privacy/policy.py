@@ -35,7 +35,7 @@ from nano_export.models import ALLOWED_LEVELS, PRIVACY_LEVELS, Privacy, Role
 from nano_export.privacy import context, ruleset
 from nano_export.privacy.engine import Engine
 from nano_export.privacy.widen import Dialect, widen
-from nano_export.typedcells import Chunk, Column, chunk_names
+from nano_export.typedcells import Chunk, Column, chunk_column, chunk_names, is_arrow
 
 logger = logging.getLogger(__name__)
 
@@ -133,12 +133,6 @@ def _hash_array(column: Column, secret: str) -> pa.Array:
     return pa.array(hashed, type=pa.large_string()).take(encoded.indices)
 
 
-def _hash_series(series: pd.Series, secret: str) -> pd.Series:
-    """``_hash_array`` as a column of the frame."""
-    values = _hash_array(series, secret)
-    return pd.Series(values, index=series.index, name=series.name, dtype="str")
-
-
 # --- free text ---------------------------------------------------------------------------------
 
 
@@ -177,7 +171,7 @@ def _may_be_masked_pg(element: MayBeMasked, compiler: SQLCompiler, **kw: Any) ->
 
 
 def _text_array(series: Column) -> pa.Array:
-    if isinstance(series, pa.Array | pa.ChunkedArray):
+    if is_arrow(series):
         arr = series
     else:
         if not _is_arrow_text(series):
@@ -241,18 +235,14 @@ def screen_flags(df: Chunk, *, level: Privacy) -> pa.Array | None:
     names = [name for name in chunk_names(df) if name in FREE_TEXT]
     if level == "public" or not names:
         return None
-    columns = [_column(df, name) for name in names]
+    columns = [chunk_column(df, name) for name in names]
     if not all(_is_arrow_text(column) for column in columns):
         return None  # converting object columns takes the GIL: the redaction does it once
     return _screen(pa.concat_arrays([_text_array(column) for column in columns]), _screen_of(level))
 
 
-def _column(chunk: Chunk, name: str) -> Column:
-    return chunk.column(name) if isinstance(chunk, pa.Table) else chunk[name]
-
-
 def _is_arrow_text(series: Column) -> bool:
-    if isinstance(series, pa.Array | pa.ChunkedArray):
+    if is_arrow(series):
         return bool(pa.types.is_string(series.type) or pa.types.is_large_string(series.type))
     dtype = series.dtype
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
@@ -290,44 +280,30 @@ def _redacted(
     return out
 
 
-def _redact_columns(
-    frame: pd.DataFrame,
-    names: list[str],
-    screen: str,
-    redact: Callable[[str], str],
-    flags: pa.Array | None = None,
-) -> None:
-    """``_redacted`` on the text columns ``names`` of ``frame``, in place (as ``str`` columns)."""
-    if not names:
-        return
-    arrays = [_text_array(frame[name]) for name in names]
-    for name, arr, result in zip(
-        names, arrays, _redacted(arrays, screen, redact, flags), strict=True
-    ):
-        if result is None and frame[name].dtype == "str":
-            continue
-        values = arr if result is None else result
-        frame[name] = pd.Series(values, index=frame.index, name=name, dtype="str")
-
-
-def _policy_table(table: pa.Table, level: Privacy, secret: str, flags: pa.Array | None) -> pa.Table:
-    """``apply_policy`` on an Arrow table: the same rules, no pandas."""
-    names = chunk_names(table)
-    if level == "public":
-        names = [name for name in names if name not in FREE_TEXT]
-    columns: dict[str, Column] = {name: table.column(name) for name in names}
+def _safe_columns(
+    chunk: Chunk, level: Privacy, secret: str, flags: pa.Array | None
+) -> tuple[list[str], dict[str, pa.Array], set[str]]:
+    """The policy on the columns of a chunk, whatever holds them: the names ``level`` keeps, the
+    new values of the identity and free-text columns among them (hashed; as text, redacted), and
+    the free-text columns that the redaction left as they were."""
+    names = columns_for_level(chunk_names(chunk), level)
+    new: dict[str, pa.Array] = {}
     if level in ("public", "standard"):
+        # Identities are hashed like the names in the text are masked: they still group.
         for name in names:
             if name in IDENTITY:
-                columns[name] = _hash_array(columns[name], secret)
+                new[name] = _hash_array(chunk_column(chunk, name), secret)
     free_text = [name for name in names if name in FREE_TEXT]
+    untouched: set[str] = set()
     if free_text:
         redact = _redact_standard if level == "standard" else redact_credentials
-        arrays = [_text_array(columns[name]) for name in free_text]
+        arrays = [_text_array(chunk_column(chunk, name)) for name in free_text]
         results = _redacted(arrays, _screen_of(level), redact, flags)
         for name, arr, result in zip(free_text, arrays, results, strict=True):
-            columns[name] = arr if result is None else result
-    return pa.Table.from_arrays(list(columns.values()), names=names)
+            new[name] = arr if result is None else result
+            if result is None:
+                untouched.add(name)
+    return names, new, untouched
 
 
 @overload
@@ -353,24 +329,18 @@ def apply_policy(df: Chunk, *, level: Privacy, secret: str, flags: pa.Array | No
         raise BadInput(
             f"unknown privacy level {level!r}; expected one of {', '.join(PRIVACY_LEVELS)}"
         )
+    names, new, untouched = _safe_columns(df, level, secret, flags)
     if isinstance(df, pa.Table):
-        return _policy_table(df, level, secret, flags)
+        return pa.Table.from_arrays(
+            [new[name] if name in new else df.column(name) for name in names], names=names
+        )
     out = df.copy(deep=False)
-    free_text = [name for name in out.columns if name in FREE_TEXT]
     if level == "public":
-        out = out.drop(columns=free_text)
-        for name in out.columns:
-            if name in IDENTITY:
-                out[name] = _hash_series(out[name], secret)
-        return out
-    redact: Callable[[str], str] = redact_credentials
-    if level == "standard":
-        redact = _redact_standard
-        # Identities are hashed like the names in the text are masked: they still group.
-        for name in out.columns:
-            if name in IDENTITY:
-                out[name] = _hash_series(out[name], secret)
-    _redact_columns(out, free_text, _screen_of(level), redact, flags)
+        out = out.drop(columns=[name for name in out.columns if name in FREE_TEXT])
+    for name, values in new.items():
+        if name in untouched and out[name].dtype == "str":
+            continue  # already text, and nothing in it changed
+        out[name] = pd.Series(values, index=out.index, name=name, dtype="str")
     return out
 
 
