@@ -8,7 +8,9 @@ periodic task: procrastinate defers each tick once for all workers, and the sche
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
 from sqlalchemy import Engine
 
@@ -37,6 +39,20 @@ def add_schedule_task(app: App, engine: Engine, settings: Settings) -> list[str]
         scheduler.run_due(engine, settings)
 
     return [SCHEDULES_QUEUE]
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM a clean exit (status 0) until the queue puts its own handlers in place.
+
+    Without it, a worker stopped in the second it takes to start would be killed by the signal's
+    default action (status -15): nothing runs yet that must finish, so stopping is right, but it
+    is a stop, not a crash. The queue's handlers replace this one while it runs.
+    """
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+
+
+def _exit_cleanly(signum: int, _frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
 
 
 def run(settings: Settings, *, concurrency: int | None = None) -> None:

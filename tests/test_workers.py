@@ -402,6 +402,35 @@ def test_the_scheduler_command_starts_a_worker_on_postgres(
     assert scheduler.stop() == 0
 
 
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+def test_a_worker_stopped_while_it_starts_exits_cleanly(
+    settings: Settings, tmp_path: Path, command: str
+) -> None:
+    """SIGTERM before the queue has put its own handlers in place (a worker stopped right after
+    it was started) stops the worker cleanly instead of killing it."""
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nano_export", command],
+            cwd=ROOT,
+            env=environment(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: proc.poll() is not None or "worker" in log_path.read_text(errors="replace"),
+            timeout=60,
+            what="the worker's first line",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log_path.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def test_the_worker_command_refuses_sqlite_with_a_clear_message(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NANO_EXPORT_")}
     env["NANO_EXPORT_DATA_DIR"] = str(tmp_path)

@@ -174,6 +174,7 @@ def scheduler(app: AppContext, once: bool, interval: float) -> None:
     setup_logging(verbose=True)  # a service: what it runs is logged without -v
     if app.settings.uses_queue:
         # Schedules are a periodic task of the worker pool there: this process joins it.
+        workers.stop_cleanly_on_sigterm()
         app.database()
         click.echo(
             "on PostgreSQL schedules run on workers: starting `nano-export worker`", err=True

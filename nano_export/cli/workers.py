@@ -27,6 +27,7 @@ def worker(app: AppContext, concurrency: int | None) -> None:
             2,
         )
     setup_logging(verbose=True)  # a service: its exports and the queue's events, without -v
+    workers.stop_cleanly_on_sigterm()
     app.database()
     n = concurrency or settings.worker_concurrency
     click.echo(f"worker running {n} export(s) at once; stop with Ctrl-C", err=True)
