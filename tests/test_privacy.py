@@ -969,3 +969,80 @@ def test_flags_screened_ahead_give_the_same_result_as_screening_in_place(level: 
     if flags is not None:
         with pytest.raises(ValueError, match="flags"):
             apply_policy(df, level=level, secret=SECRET, flags=flags.slice(1))
+
+
+# --- repeated text: each distinct value is read once per chunk --------------------------------
+
+_REPEATED = ["the same test prompt", "key AKIA" + "ABCDEFGHIJKLMNOP", None, "anna@example.org"] * 5
+
+
+def test_the_screen_reads_each_distinct_value_of_a_chunk_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A test's prompt is the same for every model it runs on: screened once, flagged everywhere."""
+    from nano_export.privacy import policy
+
+    read: list[str] = []
+    real = pc.match_substring_regex
+
+    def spy(arr: Any, pattern: str, *args: Any, **kwargs: Any) -> Any:
+        if pattern != policy._BLOB:
+            read.extend(v for v in arr.to_pylist() if v is not None)
+        return real(arr, pattern, *args, **kwargs)
+
+    monkeypatch.setattr(policy.pc, "match_substring_regex", spy)
+    column = pa.array(_REPEATED, pa.string())
+    flags = policy._screen([column], policy._screen_of("standard")).to_pylist()
+    assert sorted(read) == sorted({v for v in _REPEATED if v is not None})
+    assert flags == [False, True, False, True] * 5
+
+
+def test_columns_are_screened_as_one_whether_their_values_repeat_or_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Values that do not repeat are screened as they are: finding distinct values would only
+    copy them. The flags come back in the columns' order, one after the other."""
+    from nano_export.privacy import policy
+
+    encoded: list[list[str | None]] = []
+    real = pc.dictionary_encode
+
+    def spy(arr: Any, *args: Any, **kwargs: Any) -> Any:
+        encoded.append(arr.to_pylist())
+        return real(arr, *args, **kwargs)
+
+    calls: list[int] = []
+    real_match = pc.match_substring_regex
+
+    def count(arr: Any, pattern: str, *args: Any, **kwargs: Any) -> Any:
+        if pattern != policy._BLOB:
+            calls.append(len(arr))
+        return real_match(arr, pattern, *args, **kwargs)
+
+    monkeypatch.setattr(policy.pc, "dictionary_encode", spy)
+    monkeypatch.setattr(policy.pc, "match_substring_regex", count)
+    unique = [f"answer {i}" for i in range(19)] + ["token ghp_" + "a" * 36]
+    columns = [pa.array(unique, pa.string()), pa.array(_REPEATED, pa.string())]
+    flags = policy._screen(columns, policy._screen_of("standard")).to_pylist()
+    assert encoded == [_REPEATED]
+    assert calls == [20 + 3]  # one search: the unique cells and the repeated column's values
+    assert flags == [False] * 19 + [True] + [False, True, False, True] * 5
+
+
+def test_a_repeated_flagged_value_is_redacted_once_per_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nano_export.privacy import policy
+
+    calls: list[str] = []
+    real = policy._redact_standard
+
+    def spy(text: str) -> str:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(policy, "_redact_standard", spy)
+    out = apply_policy(pd.DataFrame({"prompt": _REPEATED}), level="standard", secret=SECRET)
+    assert sorted(calls) == sorted({_REPEATED[1], _REPEATED[3]})
+    expected = [None if v is None else mask_personal(redact_credentials(v)) for v in _REPEATED]
+    assert [None if pd.isna(v) else v for v in out["prompt"].tolist()] == expected
