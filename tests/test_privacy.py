@@ -1046,3 +1046,21 @@ def test_a_repeated_flagged_value_is_redacted_once_per_chunk(
     assert sorted(calls) == sorted({_REPEATED[1], _REPEATED[3]})
     expected = [None if v is None else mask_personal(redact_credentials(v)) for v in _REPEATED]
     assert [None if pd.isna(v) else v for v in out["prompt"].tolist()] == expected
+
+
+def test_a_column_with_a_third_of_its_sample_repeated_is_screened_by_distinct_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A small sample shows more distinct values than its chunk holds: 65% distinct repeats."""
+    from nano_export.privacy import policy
+
+    encoded: list[int] = []
+    real = pc.dictionary_encode
+    monkeypatch.setattr(
+        policy.pc, "dictionary_encode", lambda arr: encoded.append(len(arr)) or real(arr)
+    )
+    answers = [f"answer {i % 13}" for i in range(20)]  # 13 distinct of 20
+    flags = policy._screen([pa.array(answers, pa.string())], policy._screen_of("standard"))
+    assert encoded == [20] and flags.to_pylist() == [False] * 20
+    policy._screen([pa.array([f"answer {i}" for i in range(20)])], policy._screen_of("standard"))
+    assert encoded == [20]  # all distinct: screened as they are
