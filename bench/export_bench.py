@@ -212,6 +212,12 @@ def report(label: str, rows: int, results: dict[str, dict[str, float]], baseline
         f"{engine['rss_mb']:.0f} MB, {rss}",
         flush=True,
     )
+    if "psql-query" in results:  # the server's own share: the export's join, copied by psql
+        print(
+            f"  for reference: engine {engine['wall'] / results['psql-query']['wall']:.2f}x "
+            "psql-query (the export's own SELECT)",
+            flush=True,
+        )
 
 
 def runs(
