@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,29 @@ def anna(site: Site) -> Iterator[Any]:
     page.context.close()
 
 
+def open_page(page: Any, url: str, heading: str) -> None:
+    """Open ``url`` in ``page`` and wait for its page, titled ``heading`` (exactly).
+
+    Under load a link opened by a browser that is already logged in has twice drawn Explore
+    instead of its page in CI (never alone, never on a quiet machine): a race in the first runs
+    of the new session, not understood yet. One more try is allowed, with a warning that the
+    test run shows, so that a test of what a page does is not lost to it; the test of deep links
+    themselves (test_browser.py) allows none.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    title = page.get_by_role("heading", name=heading, exact=True).first
+    for attempt in range(2):
+        page.goto(url)
+        try:
+            title.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+            warnings.warn(f"{url} did not open its page ({heading}) the first time", stacklevel=2)
+
+
 def metric(page: Any, n: int = 0) -> Any:
     return page.locator('[data-testid="stMetricValue"]').nth(n)
 
@@ -237,7 +261,7 @@ def test_run_again_loads_the_spec_and_starts_only_when_asked(site: Site, anna: A
             return int(conn.execute(select(func.count()).select_from(exports)).scalar_one())
 
     before = count()
-    anna.goto(f"{site.base}/history")
+    open_page(anna, f"{site.base}/history", "History")
     settled(anna)
     anna.get_by_role("button", name="Run again with the same spec").click()
     expect(anna.get_by_role("heading", name="Export").first).to_be_visible()
@@ -260,7 +284,7 @@ def test_schedules_say_email_is_off_and_admins_default_to_standard(site: Site, a
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
-    anna.goto(f"{site.base}/schedules")
+    open_page(anna, f"{site.base}/schedules", "Schedules")
     expect(anna.get_by_text("Email is not set up on this server")).to_be_visible()
     expect(anna.get_by_text("run in this dashboard's own process")).to_be_visible()
     anna.get_by_role("textbox", name="Name").fill("weekly look")
@@ -285,7 +309,7 @@ def test_schedules_say_email_is_off_and_admins_default_to_standard(site: Site, a
 
     admin = site.login("adam")
     try:
-        admin.goto(f"{site.base}/schedules")
+        open_page(admin, f"{site.base}/schedules", "Schedules")
         expect(admin.get_by_role("radio", name="standard")).to_be_checked()
         expect(admin.get_by_role("radio", name="full")).not_to_be_checked()
     finally:
@@ -317,8 +341,7 @@ def test_rows_page_three_sorted_by_cost_and_searched_match_the_cli(
 ) -> None:
     from playwright.sync_api import expect
 
-    anna.goto(f"{site.base}/rows")
-    expect(anna.get_by_role("heading", name="Rows").first).to_be_visible()
+    open_page(anna, f"{site.base}/rows", "Rows")
     search = anna.get_by_role("textbox", name="Search text")
     search.fill("ANSWER")
     search.press("Enter")
@@ -354,7 +377,7 @@ def test_rows_page_three_sorted_by_cost_and_searched_match_the_cli(
 def test_an_execution_shows_its_tool_calls_in_order(site: Site, anna: Any) -> None:
     from playwright.sync_api import expect
 
-    anna.goto(f"{site.base}/rows")
+    open_page(anna, f"{site.base}/rows", "Rows")
     _open_execution(anna, 1)
     expect(anna.get_by_text("Trace — 5 interaction(s), in order")).to_be_visible()
     tops = []
@@ -372,8 +395,7 @@ def test_an_execution_shows_its_tool_calls_in_order(site: Site, anna: Any) -> No
 def test_a_saved_shared_view_opens_for_a_teammate(site: Site, anna: Any) -> None:
     from playwright.sync_api import expect
 
-    anna.goto(f"{site.base}/views?provider=anthropic")
-    expect(anna.get_by_role("heading", name="Saved views").first).to_be_visible()
+    open_page(anna, f"{site.base}/views?provider=anthropic", "Saved views")
     anna.get_by_role("textbox", name="Name").fill("anthropic runs")
     settled(anna)
     anna.get_by_text("Share with the team").click()
@@ -443,8 +465,7 @@ def test_screenshots_of_every_page(site: Site, dark: bool) -> None:
     page = site.login("adam", dark=dark)
     try:
         for path, heading in PAGES:
-            page.goto(f"{site.base}/{path}")
-            expect(page.get_by_role("heading", name=heading).first).to_be_visible()
+            open_page(page, f"{site.base}/{path}", heading)
             if path in ("", "export"):  # wait for the numbers, not their placeholders
                 expect(metric(page)).to_be_visible()
             page.wait_for_timeout(1500)  # charts and grids finish drawing
