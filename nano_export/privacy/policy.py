@@ -242,8 +242,6 @@ def _screen(arrays: Sequence[pa.Array], screen: str) -> pa.Array:
         else:
             parts.append(arr)
             lookups.append(None)
-    if not parts:
-        return pa.array([], pa.bool_())
     flags = _screen_values(pa.concat_arrays(parts), screen)
     out: list[pa.Array] = []
     offset = 0
@@ -320,14 +318,8 @@ def _redacted(
         if count == 0:
             out.append(None)
             continue
-        done: dict[str, str] = {}  # a value repeated in the chunk is redacted once
-        replacements = pa.array(
-            [
-                done[text] if text in done else done.setdefault(text, redact(text))
-                for text in arr.filter(flagged).to_pylist()
-            ],
-            type=arr.type,
-        )
+        once = functools.cache(redact)  # a value repeated in the chunk is redacted once
+        replacements = pa.array([once(text) for text in arr.filter(flagged).to_pylist()], arr.type)
         out.append(pc.replace_with_mask(arr, flagged, replacements))
         logger.debug("redacted text column", extra={"rows": len(arr), "screened_in": count})
     return out
