@@ -14,34 +14,42 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from nano_export.typedcells import (
+    FALSE,
     TEXT,
     Chunk,
     Column,
+    arrow_bools,
+    arrow_text,
+    arrow_texts,
     chunk_columns,
     chunk_names,
     combined,
     flags,
     numbers,
+    numpy_bools,
     texts,
     timestamps,
 )
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
+    import pandas as pd
+
     from nano_export.datasets import Kind
 
 logger = logging.getLogger(__name__)
 
 #: Characters that make a spreadsheet treat a cell as a formula.
 FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
-EMPTY = pa.scalar("", TEXT)
+EMPTY = arrow_text("")
 
-_ZULU = pa.scalar("Z", TEXT)
-_APOSTROPHE = pa.scalar("'", TEXT)
+_ZULU = arrow_text("Z")
+_APOSTROPHE = arrow_text("'")
+_TRUE_TEXT = arrow_text("true")
+_FALSE_TEXT = arrow_text("false")
 _FORMULA_BYTES = np.zeros(256, dtype=bool)
 _FORMULA_BYTES[list("".join(FORMULA_CHARS).encode())] = True
 _NO_BYTES = np.zeros(0, dtype=np.uint8)
@@ -64,14 +72,14 @@ def _float_cells(series: Column, name: str | None = None) -> pa.Array:
         arr = pc.cast(arr, pa.float64())
     out = combined(pc.cast(arr, TEXT))  # shortest round-trip digits, "2" for 2.0
     # Arrow writes very small and very large magnitudes with an exponent: rewrite those few.
-    exponent = pc.fill_null(pc.match_substring(out, "e"), False)
+    exponent = pc.fill_null(pc.match_substring(out, "e"), FALSE)
     if pc.any(exponent).as_py():
         values = out.to_pylist()
-        for i in np.flatnonzero(exponent.to_numpy(zero_copy_only=False)):
+        for i in np.flatnonzero(numpy_bools(exponent)):
             text = values[i]
             if text is not None and text not in ("inf", "-inf"):
                 values[i] = _plain(float(text))
-        out = pa.array(values, TEXT)
+        out = arrow_texts(values)
     return out
 
 
@@ -88,7 +96,7 @@ def _int_cells(series: Column, name: str | None = None) -> pa.Array:
 
 def _bool_cells(series: Column, name: str | None = None) -> pa.Array:
     arr = flags(series)
-    return combined(pc.if_else(arr, pa.scalar("true", TEXT), pa.scalar("false", TEXT)))
+    return combined(pc.if_else(arr, _TRUE_TEXT, _FALSE_TEXT))
 
 
 def _datetime_cells(series: Column, name: str | None = None) -> pa.Array:
@@ -109,7 +117,7 @@ def _text_cells(series: Column, name: str | None = None) -> pa.Array:
     guard[filled] = _FORMULA_BYTES[data[offsets[:-1][filled]]]
     if not guard.any():
         return arr
-    mask = pa.array(guard)
+    mask = arrow_bools(guard)
     prefixed = pc.binary_join_element_wise(_APOSTROPHE, arr.filter(mask), EMPTY)
     return combined(pc.replace_with_mask(arr, mask, prefixed))
 
@@ -150,6 +158,8 @@ def format_cells(df: Chunk, kinds: Mapping[str, Kind], *, guard: bool = True) ->
 
 def format_frame(df: pd.DataFrame, kinds: Mapping[str, Kind]) -> pd.DataFrame:
     """Every cell as the text written to the file (before CSV quoting); None for null."""
+    import pandas as pd  # a DataFrame: its caller has loaded pandas
+
     cells = format_cells(df, kinds)
     values = {
         name: pd.Series(arr.to_pylist(), dtype=object, index=df.index)

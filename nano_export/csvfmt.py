@@ -39,7 +39,7 @@ from nano_export.csvcells import (
     guard_formula,
 )
 from nano_export.sinkfile import TEMP_SUFFIX, Digest, FileSink, SinkResult
-from nano_export.typedcells import TEXT, Chunk, chunk_slice, combined
+from nano_export.typedcells import FALSE, Chunk, arrow_text, chunk_slice, combined
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -66,9 +66,10 @@ GZIP_LEVEL = 1
 #: The UTF-8 byte order mark written first with ``excel=True``.
 BOM = "\ufeff".encode()
 
-_COMMA = pa.scalar(",", TEXT)
-_EOL = pa.scalar(LINE_END, TEXT)
-_QUOTE = pa.scalar('"', TEXT)
+_COMMA = arrow_text(",")
+_EOL = arrow_text(LINE_END)
+_QUOTE = arrow_text('"')
+_EMPTY_QUOTES = arrow_text('""')
 _NEEDS_QUOTES = '[,"\r\n]'
 _SPECIAL_BYTES = np.zeros(256, dtype=bool)
 _SPECIAL_BYTES[list(b',"\r\n')] = True
@@ -90,7 +91,7 @@ def _quoted(arr: pa.Array) -> pa.Array:
         and not _SPECIAL_BYTES[data[offsets[0] : offsets[-1]]].any()
     ):
         return arr
-    needs = pc.fill_null(pc.match_substring_regex(arr, _NEEDS_QUOTES), False)
+    needs = pc.fill_null(pc.match_substring_regex(arr, _NEEDS_QUOTES), FALSE)
     if not pc.any(needs).as_py():
         return arr
     # Only cells that need quotes hold '"', so doubling quotes everywhere is safe; a per-row
@@ -110,7 +111,7 @@ def encode_rows(cells: Sequence[pa.Array], *, text: Sequence[bool] | None = None
     ]
     last = pc.fill_null(fields[-1], EMPTY)
     if len(fields) == 1:  # a lone empty field would be an empty line: write it as ""
-        last = pc.if_else(pc.equal(last, EMPTY), pa.scalar('""', TEXT), last)
+        last = pc.if_else(pc.equal(last, EMPTY), _EMPTY_QUOTES, last)
     fields[-1] = pc.binary_join_element_wise(last, _EOL, EMPTY)
     lines = combined(
         pc.binary_join_element_wise(*fields, _COMMA, null_handling="replace", null_replacement="")

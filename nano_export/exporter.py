@@ -22,9 +22,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Connection, Engine, Select, func, select
 
@@ -39,6 +38,9 @@ from nano_export.models import ExportFormat, ExportRequest, FilterSpec, Privacy
 from nano_export.sinkfile import XLSX_SHEET_ROWS, SinkResult
 from nano_export.sqlitearrow import NativeReadError
 from nano_export.typedcells import Chunk
+
+if TYPE_CHECKING:  # pandas is loaded by the read_sql path only (see read_chunks)
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +210,8 @@ def read_chunks(
     """
     native_read = NATIVE_READ if native is None else native
     stmt = plan.statement(raw=True)
+    # pandas is imported by the read_sql path only: a process whose exports are all read
+    # natively never loads it (about 40 MB less at its peak).
     if conn.dialect.name == "sqlite":
         query = sqlitearrow.native_query(conn, stmt, plan.dataset.kinds()) if native_read else None
         if query is not None:
@@ -215,6 +219,8 @@ def read_chunks(
             yield from sqlitearrow.read_tables(query, chunk_rows)
             return
         _log_path("read_sql", plan)
+        import pandas as pd
+
         sql, params = _driver_statement(conn, stmt)
         driver: Any = conn.connection.dbapi_connection  # a sqlite3.Connection, which pandas reads
         yield from pd.read_sql(
@@ -228,6 +234,8 @@ def read_chunks(
         yield from pgcopy.read_copy(conn, stmt, plan.dataset.kinds(), chunk_rows)
         return
     _log_path("read_sql", plan)
+    import pandas as pd
+
     streaming = conn.execution_options(stream_results=True, yield_per=chunk_rows)
     yield from pd.read_sql(stmt, streaming, chunksize=chunk_rows, dtype_backend=_EXACT)
 
@@ -454,6 +462,8 @@ def preview(
 
 def preview_on(conn: Connection, plan: ExportPlan, *, secret: str, limit: int = 20) -> pd.DataFrame:
     """``preview`` on a connection of the caller's (one with a time limit, for example)."""
+    import pandas as pd
+
     frame = pd.read_sql(plan.statement().limit(limit), conn)
     return transform(frame, plan, secret=secret)
 

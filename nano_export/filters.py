@@ -14,17 +14,20 @@ import dataclasses
 import difflib
 import operator
 import re
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, literal, not_, or_, true
+from sqlalchemy import Engine, Select, and_, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from nano_export import privacy
 from nano_export.datasets import FREE_TEXT, IDENTITY, Column, Dataset
+from nano_export.db import read_connection
 from nano_export.errors import InvalidFilter
 from nano_export.models import FilterSpec, Privacy
+from nano_export.schema import executions
 from nano_export.where import (
     And,
     BoolColumn,
@@ -495,3 +498,25 @@ def describe(spec: FilterSpec) -> str:
     if spec.where and spec.where.strip():
         parts.append("where " + re.sub(r"\s*[\r\n]+\s*", " ", spec.where.strip()))
     return "; ".join(parts) if parts else "all rows"
+
+
+#: A filter field whose choices are the values stored in the executions.
+ValueField = typing.Literal["provider", "model", "test"]
+_VALUE_COLUMNS = {
+    "provider": executions.c.provider,
+    "model": executions.c.model,
+    "test": executions.c.test_id,
+}
+
+
+def stored_values(
+    engine: Engine, *, field: ValueField, among: Sequence[str] | None = None
+) -> list[str]:
+    """The distinct values of ``field`` that executions hold, in order, read by SQL (the column
+    is indexed); ``among``: only those of these values (a lookup each, not a scan)."""
+    column = _VALUE_COLUMNS[field]
+    stmt = select(column).distinct().where(column.is_not(None)).order_by(column)
+    if among is not None:
+        stmt = stmt.where(column.in_(list(among)))
+    with read_connection(engine) as conn:
+        return [str(v) for v in conn.execute(stmt).scalars()]

@@ -13,9 +13,11 @@ path, spent a Python call per row; ``bench/export_bench.py`` has the figures.)
   the caller's connection; no value is ever formatted into SQL here.
 - The binary format carries exact values: timestamps as UTC microseconds, floats as their IEEE
   bits, whatever the session's time zone, date style or float settings.
-- ADBC uses its own libpq connection, made from the engine's URL, in autocommit mode: one
-  statement, no transaction left open. Closing the generator early cancels the query on the
-  server and closes that connection.
+- ADBC uses its own libpq connection, made from the engine's URL, in autocommit mode (ADBC's
+  default): one statement, no transaction left open. Closing the generator early cancels the
+  query on the server and closes that connection.
+- The driver is used through ADBC's own objects, not its DB-API module: that module imports
+  ``pyarrow.dataset`` and pandas, about 50 MB of a process that needs neither.
 - Batches arrive at about ``BATCH_BYTES`` each; they are regrouped into frames of ``chunk_rows``
   rows (slices: no copy of the text). A column whose type is not of its kind's family is cast to it.
 """
@@ -27,7 +29,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
+import adbc_driver_manager as adbc
+import adbc_driver_postgresql
 import pyarrow as pa
 from psycopg import ClientCursor
 from sqlalchemy import Connection, Select
@@ -83,12 +86,17 @@ def _server_message(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _connect(conn: Connection) -> Any:
-    """ADBC's own connection to the database of ``conn``; ExportFailed names why it failed."""
+def _statement(stack: contextlib.ExitStack, conn: Connection) -> adbc.AdbcStatement:
+    """A statement on ADBC's own connection to the database of ``conn``, closed with ``stack``;
+    ExportFailed names why the connection failed."""
     try:
-        return adbc.connect(libpq_uri(conn.engine.url), autocommit=True)
+        database = stack.enter_context(adbc_driver_postgresql.connect(libpq_uri(conn.engine.url)))
+        connection = stack.enter_context(adbc.AdbcConnection(database))
     except (OSError, adbc.Error) as exc:
         raise ExportFailed(f"PostgreSQL: {_server_message(exc)}") from exc
+    statement: adbc.AdbcStatement = stack.enter_context(adbc.AdbcStatement(connection))
+    statement.set_options(**{_BATCH_OPTION: str(BATCH_BYTES)})
+    return statement
 
 
 def read_copy(
@@ -107,13 +115,13 @@ def read_copy(
     schema = arrow_schema([c.name for c in stmt.selected_columns], kinds)
     query = select_sql(conn, stmt)
     yielded = finished = False
-    with (
-        _connect(conn) as reader_conn,
-        reader_conn.cursor(adbc_stmt_kwargs={_BATCH_OPTION: str(BATCH_BYTES)}) as cursor,
-    ):
+    with contextlib.ExitStack() as stack:
+        statement = _statement(stack, conn)
+        statement.set_sql_query(query)
         try:
-            cursor.execute(query)
-            for table in rechunk(cursor.fetch_record_batch(), chunk_rows):
+            handle, _rows = statement.execute_query()
+            reader = stack.enter_context(pa.RecordBatchReader.from_stream(handle))
+            for table in rechunk(reader, chunk_rows):
                 yielded = True
                 yield arrow_table(table, schema)
             finished = True
@@ -122,6 +130,6 @@ def read_copy(
         finally:
             if not finished:  # closed early or failed: stop the server's work now
                 with contextlib.suppress(Exception):
-                    cursor.adbc_cancel()
+                    statement.cancel()
     if not yielded:
-        yield arrow_table(pa.RecordBatch.from_pylist([], schema=schema), schema)
+        yield arrow_table(schema.empty_table(), schema)

@@ -361,16 +361,7 @@ def estimate(
 def distinct_values(engine: Engine, *, field: Literal["provider", "model", "test"]) -> list[str]:
     """The values a filter widget offers: providers, models or test ids present in the data."""
     found = columnar.distinct(engine, "test_id" if field == "test" else field)
-    if found is not None:
-        return found
-    column = {
-        "provider": executions.c.provider,
-        "model": executions.c.model,
-        "test": executions.c.test_id,
-    }[field]
-    stmt = select(column).distinct().where(column.is_not(None)).order_by(column)
-    with read_connection(engine) as conn:
-        return [str(v) for v in conn.execute(stmt).scalars()]
+    return found if found is not None else filters.stored_values(engine, field=field)
 
 
 def models_by_provider(engine: Engine) -> dict[str, list[str]]:

@@ -9,15 +9,19 @@ same values.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
+    # pandas is imported where a frame is handled: frames come from read_sql, and an export read
+    # by a native reader never loads pandas (about 40 MB of the process).
+    import pandas as pd
+
     from nano_export.datasets import Kind
 
 #: The Arrow type of text columns (64-bit offsets: no 2 GiB limit per chunk).
@@ -43,12 +47,76 @@ def combined(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
+# --- Arrow values from Python and numpy, without pandas ---------------------------------------
+#
+# ``pa.array`` and ``pa.scalar`` first ask whether their argument is a pandas object, and that
+# question imports pandas (about 40 MB of the process) whenever it is installed. An export read by
+# a native reader has no other use for pandas, so its Arrow values are built from their buffers.
+
+
+def _validity(valid: np.ndarray[Any, np.dtype[np.bool_]]) -> pa.Buffer | None:
+    return None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def arrow_texts(values: Sequence[str | None], kind: pa.DataType = TEXT) -> pa.Array:
+    """``values`` as an Arrow text array of type ``kind`` (``string`` or ``large_string``)."""
+    raw = [b"" if v is None else v.encode("utf-8") for v in values]
+    width = np.int64 if kind == TEXT else np.int32
+    offsets = np.zeros(len(raw) + 1, dtype=width)
+    np.cumsum(np.fromiter(map(len, raw), dtype=width, count=len(raw)), out=offsets[1:])
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    buffers = [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))]
+    return pa.Array.from_buffers(kind, len(raw), buffers, null_count=int((~valid).sum()))
+
+
+def arrow_text(value: str, kind: pa.DataType = TEXT) -> pa.Scalar:
+    """One text value as an Arrow scalar of type ``kind``."""
+    return arrow_texts([value], kind)[0]
+
+
+def arrow_bools(values: np.ndarray[Any, np.dtype[np.bool_]]) -> pa.Array:
+    """A numpy bool array as an Arrow bool array (no nulls)."""
+    bits = pa.py_buffer(np.packbits(values, bitorder="little"))
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, bits])
+
+
+def numpy_bools(arr: pa.Array) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """An Arrow bool array as a numpy bool array, null as False (``to_numpy`` imports pandas)."""
+    if arr.null_count:
+        arr = pc.and_kleene(arr, pc.is_valid(arr))  # null AND false is false
+    _validity, bits = arr.buffers()
+    if bits is None:
+        return np.zeros(len(arr), dtype=bool)
+    raw = np.frombuffer(bits, dtype=np.uint8)
+    unpacked = np.unpackbits(raw, count=arr.offset + len(arr), bitorder="little")
+    return unpacked[arr.offset :].astype(bool)
+
+
+def arrow_ints(values: np.ndarray[Any, Any]) -> pa.Array:
+    """A numpy integer array as an Arrow int64 array (no nulls)."""
+    data = pa.py_buffer(np.ascontiguousarray(values, dtype=np.int64))
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, data])
+
+
+def arrow_number(value: int | float) -> pa.Scalar:
+    """One int (int64) or float (float64) as an Arrow scalar."""
+    if isinstance(value, int):
+        return arrow_ints(np.array([value]))[0]
+    data = pa.py_buffer(np.array([value], dtype=np.float64))
+    return pa.Array.from_buffers(pa.float64(), 1, [None, data])[0]
+
+
+#: ``False`` as an Arrow scalar (for ``pc.fill_null`` and the like).
+FALSE = arrow_bools(np.zeros(1, dtype=bool))[0]
+_ZERO, _ONE = arrow_ints(np.array([0, 1]))
+
+
 def is_null(value: Any) -> bool:
     """None, NaN, NA or NaT (scalars only: a list in a cell is a value, not a null mask)."""
+    pd = sys.modules.get("pandas")  # without pandas loaded, no value is its NA or NaT
     return (
         value is None
-        or value is pd.NA
-        or value is pd.NaT
+        or (pd is not None and (value is pd.NA or value is pd.NaT))
         or (isinstance(value, float) and np.isnan(value))
     )
 
@@ -101,6 +169,8 @@ def as_arrow(series: Column) -> pa.Array | pa.ChunkedArray | None:
     """The column as Arrow (pandas nulls → Arrow nulls), or None when the types are mixed."""
     if is_arrow(series):
         return series
+    import pandas as pd  # a Series: read_sql has loaded pandas
+
     if isinstance(series.dtype, pd.Float64Dtype | pd.Float32Dtype):
         # read_sql's nullable floats may hold NaN beside NA: both are a NULL in the database.
         return pa.array(series.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
@@ -120,6 +190,8 @@ def numbers(series: Column, name: str | None = None) -> pa.Array | pa.ChunkedArr
         return arr
     if arr is not None and pa.types.is_boolean(arr.type):
         return pc.cast(arr, pa.int8())
+    import pandas as pd
+
     series = _series(series)
     try:
         parsed = pd.to_numeric(
@@ -136,7 +208,7 @@ def _nan_as_null(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     nan = pc.is_nan(arr)
     if not pc.any(nan).as_py():
         return arr
-    return pc.if_else(nan, pa.scalar(None, arr.type), arr)
+    return pc.if_else(nan, pa.nulls(1, arr.type)[0], arr)
 
 
 def _to_bool(value: Any) -> bool | None:
@@ -156,7 +228,7 @@ def flags(series: Column) -> pa.Array:
         return combined(pc.cast(arr, pa.bool_()))
     if arr is not None and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         arr = _nan_as_null(arr) if pa.types.is_floating(arr.type) else arr
-        bits = pc.or_(pc.equal(arr, 0), pc.equal(arr, 1))
+        bits = pc.or_(pc.equal(arr, _ZERO), pc.equal(arr, _ONE))
         bad = arr.filter(pc.invert(bits))  # nulls are dropped: null is a boolean's null
         if len(bad):
             raise ValueError(f"not a boolean: {bad[0].as_py()!r}")
@@ -182,17 +254,20 @@ def _parse_naive_text(series: Column) -> pa.Array | pa.ChunkedArray | None:
 
 def timestamps(series: Column) -> pa.Array:
     """UTC instants as naive microsecond timestamps (naive database values are UTC)."""
-    if is_arrow(series):
-        if pa.types.is_timestamp(series.type):  # Arrow keeps instants as UTC, zone or not
-            return combined(pc.cast(series, pa.timestamp("us"), safe=False))
-    elif isinstance(series.dtype, pd.DatetimeTZDtype):
-        return _naive_us(series.dt.tz_convert("UTC").dt.tz_localize(None))
-    elif pd.api.types.is_datetime64_dtype(series.dtype):
-        return _naive_us(series)
+    if is_arrow(series) and pa.types.is_timestamp(series.type):
+        return combined(pc.cast(series, pa.timestamp("us"), safe=False))  # Arrow keeps UTC
+    if not is_arrow(series):
+        import pandas as pd  # a Series: read_sql has loaded pandas
+
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            return _naive_us(series.dt.tz_convert("UTC").dt.tz_localize(None))
+        if pd.api.types.is_datetime64_dtype(series.dtype):
+            return _naive_us(series)
     arr = _parse_naive_text(series)
     if arr is not None:
         return combined(arr)
-    # datetime objects, offsets or a mix: pandas (naive values are UTC)
+    import pandas as pd  # datetime objects, offsets or a mix: pandas (naive values are UTC)
+
     stamps = pd.to_datetime(_series(series), utc=True, format="ISO8601")
     return _naive_us(stamps.dt.tz_localize(None))
 

@@ -67,6 +67,38 @@ def test_export_writes_the_file_and_prints_its_row_count(
     assert all(SECRET not in r["prompt"] for r in rows)
 
 
+#: Run the CLI in a fresh interpreter and list which of the heavy modules it loaded.
+_LOADED = """
+import sys
+from nano_export.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, f"exit {exc.code}"
+print(sorted(m for m in ("pandas", "pyarrow.dataset", "nano_export.columnar") if m in sys.modules))
+"""
+
+
+def test_an_export_process_loads_neither_pandas_nor_pyarrow_dataset(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The engine reads, redacts and writes in Arrow: a CLI export never imports pandas (about
+    40 MB of the process), nor ``pyarrow.dataset`` (ADBC's DB-API module pulls it in, with
+    pandas), nor Explore's columns (the hint about unknown models is a SQL lookup)."""
+    out = tmp_path / "results.csv"
+    args = ["export", "evaluation-results", "--user", "ana", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOADED, *args, "--model", "gpt-5-mini"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert len(list(csv.DictReader(out.open(encoding="utf-8", newline="")))) == 30
+
+
 def test_columns_renames_gzip_and_excel_shape_the_file(env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "m.csv.gz"
     code, _, _ = run(

@@ -18,10 +18,9 @@ import hmac
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Boolean
@@ -35,7 +34,22 @@ from nano_export.models import ALLOWED_LEVELS, PRIVACY_LEVELS, Privacy, Role
 from nano_export.privacy import context, ruleset
 from nano_export.privacy.engine import Engine
 from nano_export.privacy.widen import Dialect, widen
-from nano_export.typedcells import Chunk, Column, chunk_column, chunk_names, is_arrow
+from nano_export.typedcells import (
+    FALSE,
+    Chunk,
+    Column,
+    arrow_bools,
+    arrow_ints,
+    arrow_number,
+    arrow_texts,
+    chunk_column,
+    chunk_names,
+    is_arrow,
+    numpy_bools,
+)
+
+if TYPE_CHECKING:  # frames come from read_sql; an export read natively never loads pandas
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +144,7 @@ def _hash_array(column: Column, secret: str) -> pa.Array:
         mac.update(unique.encode("utf-8"))
         hashed.append(mac.hexdigest()[:HASH_LENGTH])
     # Gather in Arrow: no Python string per row. A null index (a null value) gives null.
-    return pa.array(hashed, type=pa.large_string()).take(encoded.indices)
+    return arrow_texts(hashed).take(encoded.indices)
 
 
 # --- free text ---------------------------------------------------------------------------------
@@ -190,16 +204,17 @@ def _text_array(series: Column) -> pa.Array:
 #: a cell the screen would pass is one the rules leave as it is.
 BLOB_RUN = 256
 _BLOB = f"[A-Za-z0-9+/=_-]{{{BLOB_RUN}}}"
+_BLOB_RUN = arrow_number(BLOB_RUN)
 
 
 def _blob_cells(arr: pa.Array) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
     """Which cells of ``arr`` hold a run of ``BLOB_RUN`` base64 characters; None if none do."""
-    long = pc.fill_null(pc.greater_equal(pc.binary_length(arr), BLOB_RUN), False)
+    long = pc.fill_null(pc.greater_equal(pc.binary_length(arr), _BLOB_RUN), FALSE)
     if not pc.any(long).as_py():
         return None
-    where = np.flatnonzero(long.to_numpy(zero_copy_only=False))
-    runs = pc.fill_null(pc.match_substring_regex(arr.take(pa.array(where)), _BLOB), False)
-    found = runs.to_numpy(zero_copy_only=False)
+    where = np.flatnonzero(numpy_bools(long))
+    runs = pc.fill_null(pc.match_substring_regex(arr.take(arrow_ints(where)), _BLOB), FALSE)
+    found = numpy_bools(runs)
     if not found.any():
         return None
     blobs = np.zeros(len(arr), dtype=bool)
@@ -249,18 +264,18 @@ def _screen(arrays: Sequence[pa.Array], screen: str) -> pa.Array:
         piece = flags.slice(offset, len(part))
         offset += len(part)
         out.append(piece if lookup is None else piece.take(lookup))
-    return pc.fill_null(pa.concat_arrays(out), False)  # a null cell is never flagged
+    return pc.fill_null(pa.concat_arrays(out), FALSE)  # a null cell is never flagged
 
 
 def _screen_values(arr: pa.Array, screen: str) -> pa.Array:
     """:func:`_screen` of the values of ``arr``, one by one."""
     blobs = _blob_cells(arr)
     if blobs is None:
-        return pc.fill_null(pc.match_substring_regex(arr, screen), False)
+        return pc.fill_null(pc.match_substring_regex(arr, screen), FALSE)
     rest = ~blobs
-    matched = pc.match_substring_regex(arr.filter(pa.array(rest)), screen)
-    blobs[rest] = pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
-    return pa.array(blobs)  # blobs, and what the screen flags among the rest
+    matched = pc.match_substring_regex(arr.filter(arrow_bools(rest)), screen)
+    blobs[rest] = numpy_bools(matched)
+    return arrow_bools(blobs)  # blobs, and what the screen flags among the rest
 
 
 def _screen_of(level: Privacy) -> str:
@@ -289,6 +304,8 @@ def screen_flags(df: Chunk, *, level: Privacy) -> pa.Array | None:
 def _is_arrow_text(series: Column) -> bool:
     if is_arrow(series):
         return bool(pa.types.is_string(series.type) or pa.types.is_large_string(series.type))
+    import pandas as pd  # a Series: read_sql has loaded pandas
+
     dtype = series.dtype
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
 
@@ -319,7 +336,8 @@ def _redacted(
             out.append(None)
             continue
         once = functools.cache(redact)  # a value repeated in the chunk is redacted once
-        replacements = pa.array([once(text) for text in arr.filter(flagged).to_pylist()], arr.type)
+        texts = [once(text) for text in arr.filter(flagged).to_pylist()]
+        replacements = arrow_texts(texts, arr.type)
         out.append(pc.replace_with_mask(arr, flagged, replacements))
         logger.debug("redacted text column", extra={"rows": len(arr), "screened_in": count})
     return out
@@ -379,6 +397,8 @@ def apply_policy(df: Chunk, *, level: Privacy, secret: str, flags: pa.Array | No
         return pa.Table.from_arrays(
             [new[name] if name in new else df.column(name) for name in names], names=names
         )
+    import pandas as pd  # a DataFrame: read_sql has loaded pandas
+
     out = df.copy(deep=False)
     if level == "public":
         out = out.drop(columns=[name for name in out.columns if name in FREE_TEXT])
