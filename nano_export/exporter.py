@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy import Connection, Engine, Select, func
 
 from nano_export import filters, privacy, sqlitearrow
 from nano_export.csvcells import format_cells
@@ -101,11 +101,8 @@ class ExportPlan:
         return filters.apply_filters(stmt, self.spec, self.dataset)
 
     def count_statement(self) -> Select[Any]:
-        """SELECT COUNT(*) over the same rows."""
-        base = filters.apply_filters(
-            select(func.count()).select_from(self.dataset.from_), self.spec, self.dataset
-        )
-        return base
+        """SELECT COUNT(*) over the same rows (without a join that no filter needs)."""
+        return filters.lean_select(self.dataset, self.spec, func.count())
 
 
 def plan_export(request: ExportRequest) -> ExportPlan:

@@ -17,8 +17,6 @@ from typing import Any, Literal
 import pandas as pd
 from sqlalchemy import Connection, Date, Engine, Float, Integer, case, cast, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Join
-from sqlalchemy.sql.util import find_tables
 
 from nano_export import columnar, filters, privacy
 from nano_export.datasets import Dataset, get_dataset
@@ -87,7 +85,7 @@ def count_rows(engine: Engine, *, dataset: str, spec: FilterSpec) -> int:
         return found
     ds = get_dataset(dataset)
     with read_connection(engine) as conn:
-        return int(conn.execute(_lean(ds, spec, func.count())).scalar_one())
+        return int(conn.execute(filters.lean_select(ds, spec, func.count())).scalar_one())
 
 
 def _success_int(ds: Dataset) -> ColumnElement[Any] | None:
@@ -95,24 +93,6 @@ def _success_int(ds: Dataset) -> ColumnElement[Any] | None:
     if success is None:
         return None
     return case((success.is_(True), 1), else_=0)
-
-
-def _lean(ds: Dataset, spec: FilterSpec, *cols: Any) -> Any:
-    """Like ``_filtered``, but without an outer-joined table that nothing here refers to.
-
-    The LEFT JOIN of ``execution_metrics`` is on its primary key, so it never adds or drops a row:
-    when neither the columns nor the compiled filters use a metrics column, leaving it out selects
-    exactly the same rows and lets the database read one (narrow, covering) index instead.
-    """
-    conds = filters.compile_filters(spec, ds)
-    joined = ds.from_
-    if isinstance(joined, Join) and joined.isouter:
-        used = {t for el in (*cols, *conds) for t in find_tables(el, check_columns=True)}
-        if not used & set(find_tables(joined.right)):
-            stmt = select(*cols).select_from(joined.left)
-            return stmt.where(*conds) if conds else stmt
-    stmt = select(*cols).select_from(joined)
-    return stmt.where(*conds) if conds else stmt
 
 
 def _median(conn: Connection, ds: Dataset, spec: FilterSpec, lat: Any, n: int) -> float | None:
@@ -123,7 +103,7 @@ def _median(conn: Connection, ds: Dataset, spec: FilterSpec, lat: Any, n: int) -
     if n == 0:
         return None
     stmt = (
-        _lean(ds, spec, lat.label("v"))
+        filters.lean_select(ds, spec, lat.label("v"))
         .where(lat.is_not(None))
         .order_by(lat)
         .offset((n - 1) // 2)
@@ -140,7 +120,7 @@ def median_latency(engine: Engine, *, dataset: str, spec: FilterSpec) -> float |
     if lat is None:
         return None
     with read_connection(engine) as conn:
-        n = int(conn.execute(_lean(ds, spec, func.count(lat))).scalar_one())
+        n = int(conn.execute(filters.lean_select(ds, spec, func.count(lat))).scalar_one())
         return _median(conn, ds, spec, lat, n)
 
 
@@ -206,7 +186,7 @@ def sql_overview(
             )
         none = literal(None)
         lat_cols: list[Any] = [none, none] if lat is None else [func.count(lat), func.sum(lat)]
-        stmt = _lean(
+        stmt = filters.lean_select(
             ds,
             spec,
             provider.label("provider"),
@@ -250,8 +230,8 @@ def _bounds(ds: Dataset, spec: FilterSpec, started: Any, lat: Any) -> Any:
     if lat is not None:
         aggs += [func.min(lat), func.max(lat)]
     if filters.compile_filters(spec, ds):
-        return _lean(ds, spec, *aggs)
-    return select(*(_lean(ds, spec, agg).scalar_subquery() for agg in aggs))
+        return filters.lean_select(ds, spec, *aggs)
+    return select(*(filters.lean_select(ds, spec, agg).scalar_subquery() for agg in aggs))
 
 
 def _bucket(

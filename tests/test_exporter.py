@@ -19,6 +19,8 @@ from sqlalchemy import (
     Float,
     Text,
     create_engine,
+    delete,
+    func,
     literal,
     select,
     text,
@@ -28,6 +30,7 @@ from sqlalchemy import (
     column as sql_column,
 )
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.util import find_tables
 
 from nano_export.csvcells import format_frame
 from nano_export.db import get_engine
@@ -38,7 +41,7 @@ from nano_export.errors import (
     InvalidFilter,
     UnknownDataset,
 )
-from nano_export.exporter import estimate_bytes, plan_export, preview, run_export
+from nano_export.exporter import count_rows, estimate_bytes, plan_export, preview, run_export
 from nano_export.exporter import manifest as exporter_manifest
 from nano_export.models import ExportRequest, FilterSpec
 from nano_export.schema import execution_metrics, executions, interactions
@@ -628,3 +631,24 @@ def test_the_reader_thread_screens_each_chunk_ahead_of_its_redaction(
         mp.setattr(privacy, "screen_flags", lambda df, *, level: None)
         run_export(engine, plan, out_path=in_place, secret=KEY, chunk_rows=7)
     assert ahead.read_bytes() == in_place.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("where", "reads_metrics"),
+    [(None, False), ("provider = 'openai'", False), ("cost_usd > 0.0001", True)],
+)
+def test_the_row_count_joins_the_metrics_only_when_a_filter_reads_them(
+    engine, where: str | None, reads_metrics: bool
+) -> None:
+    """The export's row count (the progress bar's total, counted before the first row) leaves out
+    the outer-joined metrics when no filter reads them: on SQLite the join made an unfiltered
+    count of 1M rows take 1.6 s instead of 11 ms. Same count either way, executions without
+    metrics included."""
+    with engine.begin() as conn:
+        conn.execute(delete(execution_metrics).where(execution_metrics.c.execution_id > 50))
+    plan = plan_export(ExportRequest(dataset="evaluation-results", filters=FilterSpec(where=where)))
+    statement = plan.count_statement()
+    assert (execution_metrics in set(find_tables(statement))) is reads_metrics
+    rows = select(func.count()).select_from(plan.statement().subquery())
+    with engine.connect() as conn:
+        assert count_rows(conn, plan) == conn.execute(rows).scalar_one() > 0

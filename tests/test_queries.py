@@ -349,9 +349,11 @@ def test_overview_of_the_other_datasets_equals_a_plain_computation(
 
 def test_aggregates_without_metrics_columns_do_not_join_the_metrics_table(varied: Engine) -> None:
     ds = get_dataset(DS)
-    lean = str(queries._lean(ds, FilterSpec(where="execution_time_s > 1"), queries.func.count()))
+    lean = str(
+        filters.lean_select(ds, FilterSpec(where="execution_time_s > 1"), queries.func.count())
+    )
     assert "execution_metrics" not in lean
-    joined = str(queries._lean(ds, FilterSpec(where="cost_usd > 1"), queries.func.count()))
+    joined = str(filters.lean_select(ds, FilterSpec(where="cost_usd > 1"), queries.func.count()))
     assert "LEFT OUTER JOIN execution_metrics" in joined
 
 
