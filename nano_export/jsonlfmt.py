@@ -23,15 +23,19 @@ import pyarrow.compute as pc
 
 from nano_export.csvcells import format_cells
 from nano_export.sinkfile import Digest, FileSink
-from nano_export.typedcells import TEXT, Chunk, chunk_names, combined
+from nano_export.typedcells import TEXT, Chunk, arrow_text, arrow_texts, chunk_names, combined
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
 
 GZIP_LEVEL = 1
-_NULL = pa.scalar("null", TEXT)
-_EMPTY = pa.scalar("", TEXT)
-_QUOTE = pa.scalar('"', TEXT)
+# Arrow scalars are built by ``typedcells`` (pa.scalar would import pandas; see there).
+_NULL = arrow_text("null")
+_EMPTY = arrow_text("")
+_QUOTE = arrow_text('"')
+_NO_TEXT = pa.nulls(1, TEXT)[0]
+_END = arrow_text("}\n")
+_COMMA = arrow_text(",")
 #: Characters some line splitters (Python's ``str.splitlines``) break on: escaped, so that every
 #: line of the file is one whole JSON object whatever reads it.
 _LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -41,14 +45,14 @@ _BREAKS = "[\u0085\u2028\u2029]"
 def _json_values(arr: pa.Array, kind: str) -> pa.Array:
     """A formatted column (see ``csvcells.format_cells``) as JSON literals, null as ``null``."""
     if kind == "text":
-        arr = pa.array([None if v is None else encode_basestring(v) for v in arr.to_pylist()], TEXT)
+        arr = arrow_texts([None if v is None else encode_basestring(v) for v in arr.to_pylist()])
         if pc.any(pc.match_substring_regex(arr, _BREAKS)).as_py():
             for char, escape in _LINE_BREAKS.items():
                 arr = pc.replace_substring(arr, char, escape)
     elif kind == "datetime":
         arr = pc.binary_join_element_wise(_QUOTE, arr, _QUOTE, _EMPTY)
     elif kind == "float":  # JSON has no infinities
-        arr = pc.if_else(pc.match_substring(arr, "inf"), pa.scalar(None, TEXT), arr)
+        arr = pc.if_else(pc.match_substring(arr, "inf"), _NO_TEXT, arr)
     return pc.fill_null(arr, _NULL)
 
 
@@ -57,12 +61,10 @@ def encode_lines(df: Chunk, kinds: Mapping[str, Kind]) -> memoryview:
     cells = format_cells(df, kinds, guard=False)
     parts = []
     for i, (name, arr) in enumerate(zip(chunk_names(df), cells, strict=True)):
-        key = pa.scalar(
-            ("{" if i == 0 else "") + json.dumps(str(name), ensure_ascii=False) + ":", TEXT
-        )
+        key = arrow_text(("{" if i == 0 else "") + json.dumps(str(name), ensure_ascii=False) + ":")
         parts.append(pc.binary_join_element_wise(key, _json_values(arr, kinds[name]), _EMPTY))
-    parts[-1] = pc.binary_join_element_wise(parts[-1], pa.scalar("}\n", TEXT), _EMPTY)
-    lines = combined(pc.binary_join_element_wise(*parts, pa.scalar(",", TEXT)))
+    parts[-1] = pc.binary_join_element_wise(parts[-1], _END, _EMPTY)
+    lines = combined(pc.binary_join_element_wise(*parts, _COMMA))
     if len(lines) == 0:
         return memoryview(b"")
     _validity, offsets_buf, data = lines.buffers()

@@ -58,12 +58,21 @@ def _validity(valid: np.ndarray[Any, np.dtype[np.bool_]]) -> pa.Buffer | None:
     return None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
 
 
+_STRING_BYTES = 2**31 - 1  # the most a ``string`` array (32-bit offsets) holds
+
+
 def arrow_texts(values: Sequence[str | None], kind: pa.DataType = TEXT) -> pa.Array:
-    """``values`` as an Arrow text array of type ``kind`` (``string`` or ``large_string``)."""
+    """``values`` as an Arrow text array of type ``kind`` (``string`` or ``large_string``);
+    ArrowCapacityError when they are too many bytes for a ``string`` array."""
+    if kind not in (TEXT, pa.string()):
+        raise TypeError(f"arrow_texts builds string or large_string arrays, not {kind}")
     raw = [b"" if v is None else v.encode("utf-8") for v in values]
-    width = np.int64 if kind == TEXT else np.int32
-    offsets = np.zeros(len(raw) + 1, dtype=width)
-    np.cumsum(np.fromiter(map(len, raw), dtype=width, count=len(raw)), out=offsets[1:])
+    offsets = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, raw), dtype=np.int64, count=len(raw)), out=offsets[1:])
+    if kind == pa.string():
+        if offsets[-1] > _STRING_BYTES:
+            raise pa.ArrowCapacityError(f"{offsets[-1]} bytes do not fit in a string array")
+        offsets = offsets.astype(np.int32)
     valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
     buffers = [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))]
     return pa.Array.from_buffers(kind, len(raw), buffers, null_count=int((~valid).sum()))
@@ -82,14 +91,26 @@ def arrow_bools(values: np.ndarray[Any, np.dtype[np.bool_]]) -> pa.Array:
 
 def numpy_bools(arr: pa.Array) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """An Arrow bool array as a numpy bool array, null as False (``to_numpy`` imports pandas)."""
+    if not pa.types.is_boolean(arr.type):
+        raise TypeError(f"numpy_bools reads bool arrays, not {arr.type}")
     if arr.null_count:
         arr = pc.and_kleene(arr, pc.is_valid(arr))  # null AND false is false
-    _validity, bits = arr.buffers()
+    _, bits = arr.buffers()
     if bits is None:
         return np.zeros(len(arr), dtype=bool)
     raw = np.frombuffer(bits, dtype=np.uint8)
     unpacked = np.unpackbits(raw, count=arr.offset + len(arr), bitorder="little")
     return unpacked[arr.offset :].astype(bool)
+
+
+def numpy_floats(arr: pa.Array) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A numeric Arrow array as a numpy float64 array, null as NaN (``to_numpy`` imports pandas)."""
+    floats = pc.fill_null(pc.cast(arr, pa.float64()), _NAN)
+    _, data = floats.buffers()
+    if data is None:
+        return np.zeros(0, dtype=np.float64)
+    values = np.frombuffer(data, dtype=np.float64)
+    return values[floats.offset : floats.offset + len(floats)].copy()
 
 
 def arrow_ints(values: np.ndarray[Any, Any]) -> pa.Array:
@@ -108,6 +129,7 @@ def arrow_number(value: int | float) -> pa.Scalar:
 
 #: ``False`` as an Arrow scalar (for ``pc.fill_null`` and the like).
 FALSE = arrow_bools(np.zeros(1, dtype=bool))[0]
+_NAN = arrow_number(float("nan"))
 _ZERO, _ONE = arrow_ints(np.array([0, 1]))
 
 

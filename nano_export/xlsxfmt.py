@@ -29,7 +29,15 @@ import pyarrow.compute as pc
 import xlsxwriter
 
 from nano_export.sinkfile import XLSX_SHEET_ROWS, FileSink
-from nano_export.typedcells import Chunk, chunk_columns, typed_column
+from nano_export.typedcells import (
+    FALSE,
+    Chunk,
+    arrow_number,
+    chunk_columns,
+    numpy_bools,
+    numpy_floats,
+    typed_column,
+)
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -38,6 +46,7 @@ if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is nee
 SHEET_ROWS = XLSX_SHEET_ROWS
 #: Excel's cell limit, in characters as Excel counts them (UTF-16 code units).
 CELL_CHARS = 32_767
+_HALF_CELL = arrow_number(CELL_CHARS // 2)
 #: Ends a cell cut at the limit, so the reader sees that text is missing.
 CUT_MARKER = "…[cut at Excel's 32,767-character cell limit]"
 DATE_FORMAT = "yyyy-mm-dd hh:mm:ss.000"
@@ -59,12 +68,12 @@ def _units(text: str) -> int:
 def _cut(values: list[Any], arr: pa.Array) -> int:
     """Cut the text values over the cell limit in place; return how many were cut."""
     # A cell of more than CELL_CHARS / 2 characters may be over the limit in UTF-16 units.
-    maybe = pc.fill_null(pc.greater(pc.utf8_length(arr), CELL_CHARS // 2), False)
+    maybe = pc.fill_null(pc.greater(pc.utf8_length(arr), _HALF_CELL), FALSE)
     if not pc.any(maybe).as_py():
         return 0
     cut = 0
     room = CELL_CHARS - _units(CUT_MARKER)
-    for i in maybe.to_numpy(zero_copy_only=False).nonzero()[0]:
+    for i in numpy_bools(maybe).nonzero()[0]:
         text = values[i]
         if _units(text) <= CELL_CHARS:
             continue
@@ -139,7 +148,7 @@ class XlsxSink(FileSink):
             low, high = _WIDTHS[self.kinds[name]]
             width = float(max(low, len(name) + 2))
             if self.kinds[name] == "text" and len(arr) and arr.null_count < len(arr):
-                lengths = pc.utf8_length(arr).to_numpy(zero_copy_only=False)
+                lengths = numpy_floats(pc.utf8_length(arr))
                 typical = float(np.nanquantile(lengths, 0.9))  # nulls are NaN here
                 width = max(width, typical + 2)
             widths.append(min(width, float(max(high, len(name) + 2))))
