@@ -20,7 +20,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, and_, literal, not_, or_, select, true
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BooleanClauseList,
+    ColumnClause,
+    ColumnElement,
+)
 from sqlalchemy.sql.selectable import Join
 from sqlalchemy.sql.util import find_tables
 
@@ -110,18 +116,39 @@ def apply_filters(stmt: _S, spec: FilterSpec, dataset: Dataset) -> _S:
     return stmt.where(*conds) if conds else stmt
 
 
+def _on_right_key(join: Join) -> bool:
+    """Whether ``join``'s condition equates every primary-key column of its right table with a
+    column of another table (so that each left row meets at most one right row)."""
+    right = join.right
+    key = set(getattr(right, "primary_key", ()))
+    if not key:
+        return False
+    clause = join.onclause
+    parts = clause.clauses if isinstance(clause, BooleanClauseList) else [clause]
+    matched = set()
+    for part in parts:
+        if not isinstance(part, BinaryExpression) or part.operator is not operators.eq:
+            continue
+        sides = (part.left, part.right)
+        for mine, other in (sides, sides[::-1]):
+            if mine in key and isinstance(other, ColumnClause) and other.table is not right:
+                matched.add(mine)
+    return matched == key
+
+
 def lean_select(dataset: Dataset, spec: FilterSpec, *cols: Any) -> Select[Any]:
     """SELECT ``cols`` over the rows ``spec`` selects, without an outer-joined table that neither
     the columns nor the filters refer to.
 
-    The LEFT JOIN of ``execution_metrics`` is on its primary key, so it never adds or drops a row:
-    leaving it out selects exactly the same rows and lets the database read one (narrow, covering)
-    index instead. A COUNT over 1M executions on SQLite: 11 ms instead of 1.6 s.
+    A LEFT JOIN on the whole primary key of its right table (``execution_metrics`` on
+    ``execution_id``) never adds or drops a row: leaving it out selects exactly the same rows and
+    lets the database read one (narrow, covering) index instead. A COUNT over 1M executions on
+    SQLite: 11 ms instead of 1.6 s. Any other join stays.
     """
     conds = compile_filters(spec, dataset)
     joined = dataset.from_
     source: Any = joined
-    if isinstance(joined, Join) and joined.isouter:
+    if isinstance(joined, Join) and joined.isouter and _on_right_key(joined):
         used = {t for el in (*cols, *conds) for t in find_tables(el, check_columns=True)}
         if not used & set(find_tables(joined.right)):
             source = joined.left

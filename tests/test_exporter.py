@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -32,7 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.util import find_tables
 
+from nano_export import filters
 from nano_export.csvcells import format_frame
+from nano_export.datasets import get_dataset
 from nano_export.db import get_engine
 from nano_export.errors import (
     BadInput,
@@ -652,3 +655,15 @@ def test_the_row_count_joins_the_metrics_only_when_a_filter_reads_them(
     rows = select(func.count()).select_from(plan.statement().subquery())
     with engine.connect() as conn:
         assert count_rows(conn, plan) == conn.execute(rows).scalar_one() > 0
+
+
+def test_a_join_not_on_the_right_tables_key_is_never_left_out() -> None:
+    """Only a join on the whole primary key of its right table keeps every row as it is."""
+    ds = get_dataset("evaluation-results")
+    loose = executions.outerjoin(
+        execution_metrics, execution_metrics.c.cost_usd == executions.c.execution_time_s
+    )
+    stmt = filters.lean_select(dataclasses.replace(ds, from_=loose), FilterSpec(), func.count())
+    assert execution_metrics in set(find_tables(stmt))
+    keyed = filters.lean_select(ds, FilterSpec(), func.count())
+    assert execution_metrics not in set(find_tables(keyed))
