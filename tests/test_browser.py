@@ -11,8 +11,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ui_data import insert_rows
@@ -94,6 +96,30 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def log_out(page: Any) -> None:
+    """Click "Log out" and wait for the login form.
+
+    Under load a click on "Log out" was once lost in CI (the page stayed logged in for 30 s): a
+    click that lands while the new session's first runs are still rerunning (the same family as
+    the deep-link race in test_browser_daily.open_page). One more click is allowed, with a warning
+    that the test run shows; what a logout does (the old cookie is dead) is still checked.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    form = page.get_by_role("textbox", name="Username")
+    for attempt in range(2):
+        page.get_by_role("button", name="Log out").click()
+        try:
+            form.wait_for(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+            warnings.warn("the first click on Log out did not log out", stacklevel=2)
+    expect(form).to_be_visible()
 
 
 def test_login_share_link_export_and_download(server: tuple[str, str]) -> None:
@@ -191,8 +217,7 @@ def test_deep_link_survives_the_login_and_the_login_has_no_sidebar(
         page.wait_for_timeout(2000)
         expect(sidebar.get_by_text("Ignored part of the link: since")).to_be_visible()
 
-        page.get_by_role("button", name="Log out").click()
-        expect(page.get_by_role("textbox", name="Username")).to_be_visible()
+        log_out(page)
         expect(page.locator('[data-testid="stSidebar"]')).to_be_hidden()
         page.screenshot(path=str(SHOTS / "6-after-logout.png"), full_page=True)
         browser.close()
@@ -238,8 +263,7 @@ def test_filter_text_is_plain_text_and_an_old_cookie_is_dead_after_logout(
 
         copied = context.cookies()
         assert any(c["name"] == "nano_export_auth" for c in copied)
-        page.get_by_role("button", name="Log out").click()
-        expect(page.get_by_role("textbox", name="Username")).to_be_visible()
+        log_out(page)
 
         # Someone who copied the cookie before the logout gets the login form.
         replay = browser.new_context(viewport={"width": 1400, "height": 1400})
