@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nano_export.csvcells import format_cells
+from nano_export.csvcells import EMPTY, format_cells
 from nano_export.sinkfile import Digest, FileSink
 from nano_export.typedcells import TEXT, Chunk, arrow_text, arrow_texts, chunk_names, combined
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is nee
 GZIP_LEVEL = 1
 # Arrow scalars are built by ``typedcells`` (pa.scalar would import pandas; see there).
 _NULL = arrow_text("null")
-_EMPTY = arrow_text("")
 _QUOTE = arrow_text('"')
 _NO_TEXT = pa.nulls(1, TEXT)[0]
 _END = arrow_text("}\n")
@@ -50,7 +49,7 @@ def _json_values(arr: pa.Array, kind: str) -> pa.Array:
             for char, escape in _LINE_BREAKS.items():
                 arr = pc.replace_substring(arr, char, escape)
     elif kind == "datetime":
-        arr = pc.binary_join_element_wise(_QUOTE, arr, _QUOTE, _EMPTY)
+        arr = pc.binary_join_element_wise(_QUOTE, arr, _QUOTE, EMPTY)
     elif kind == "float":  # JSON has no infinities
         arr = pc.if_else(pc.match_substring(arr, "inf"), _NO_TEXT, arr)
     return pc.fill_null(arr, _NULL)
@@ -62,8 +61,8 @@ def encode_lines(df: Chunk, kinds: Mapping[str, Kind]) -> memoryview:
     parts = []
     for i, (name, arr) in enumerate(zip(chunk_names(df), cells, strict=True)):
         key = arrow_text(("{" if i == 0 else "") + json.dumps(str(name), ensure_ascii=False) + ":")
-        parts.append(pc.binary_join_element_wise(key, _json_values(arr, kinds[name]), _EMPTY))
-    parts[-1] = pc.binary_join_element_wise(parts[-1], _END, _EMPTY)
+        parts.append(pc.binary_join_element_wise(key, _json_values(arr, kinds[name]), EMPTY))
+    parts[-1] = pc.binary_join_element_wise(parts[-1], _END, EMPTY)
     lines = combined(pc.binary_join_element_wise(*parts, _COMMA))
     if len(lines) == 0:
         return memoryview(b"")

@@ -11,12 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_retry import once_more
 from ui_data import insert_rows
 
 from nano_export import auth, queries
@@ -99,26 +99,14 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 def log_out(page: Any) -> None:
-    """Click "Log out" and wait for the login form.
-
-    Under load a click on "Log out" was once lost in CI (the page stayed logged in for 30 s): a
-    click that lands while the new session's first runs are still rerunning (the same family as
-    the deep-link race in test_browser_daily.open_page). One more click is allowed, with a warning
-    that the test run shows; what a logout does (the old cookie is dead) is still checked.
+    """Click "Log out" and wait for the login form (one more click if a race swallows the first:
+    see ``browser_retry.once_more``); what a logout does (the old cookie is dead) is still checked.
     """
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     form = page.get_by_role("textbox", name="Username")
-    for attempt in range(2):
-        page.get_by_role("button", name="Log out").click()
-        try:
-            form.wait_for(timeout=15_000)
-            break
-        except PlaywrightTimeout:
-            if attempt:
-                raise
-            warnings.warn("the first click on Log out did not log out", stacklevel=2)
+    logout = page.get_by_role("button", name="Log out")
+    once_more(logout.click, form, "the first click on Log out did not log out", 15_000)
     expect(form).to_be_visible()
 
 

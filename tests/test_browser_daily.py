@@ -12,13 +12,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_retry import once_more
 from factories import insert_executions
 from ui_data import insert_interactions, insert_rows
 
@@ -164,26 +164,13 @@ def anna(site: Site) -> Iterator[Any]:
 
 
 def open_page(page: Any, url: str, heading: str) -> None:
-    """Open ``url`` in ``page`` and wait for its page, titled ``heading`` (exactly).
-
-    Under load a link opened by a browser that is already logged in has twice drawn Explore
-    instead of its page in CI (never alone, never on a quiet machine): a race in the first runs
-    of the new session, not understood yet. One more try is allowed, with a warning that the
-    test run shows, so that a test of what a page does is not lost to it; the test of deep links
+    """Open ``url`` in ``page`` and wait for its page, titled ``heading`` (exactly); one more try
+    if a race draws Explore instead (see ``browser_retry.once_more``). The test of deep links
     themselves (test_browser.py) allows none.
     """
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
     title = page.get_by_role("heading", name=heading, exact=True).first
-    for attempt in range(2):
-        page.goto(url)
-        try:
-            title.wait_for(timeout=20_000)
-            return
-        except PlaywrightTimeout:
-            if attempt:
-                raise
-            warnings.warn(f"{url} did not open its page ({heading}) the first time", stacklevel=2)
+    warning = f"{url} did not open its page ({heading}) the first time"
+    once_more(lambda: page.goto(url), title, warning, 20_000)
 
 
 def metric(page: Any, n: int = 0) -> Any:
