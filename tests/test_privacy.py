@@ -930,14 +930,13 @@ def test_the_joined_screen_never_reads_a_long_base64_run(monkeypatch: pytest.Mon
     from nano_export.privacy import policy
 
     seen: list[str] = []
-    real = pc.match_substring_regex
+    real = policy.scan.matching_cells
 
-    def spy(arr: Any, pattern: str, *args: Any, **kwargs: Any) -> Any:
-        if pattern != policy._BLOB:  # the joined screen, not the run finder
-            seen.extend(v for v in arr.to_pylist() if v is not None)
-        return real(arr, pattern, *args, **kwargs)
+    def spy(arr: Any, pattern: str) -> Any:
+        seen.extend(v for v in arr.to_pylist() if v is not None)
+        return real(arr, pattern)
 
-    monkeypatch.setattr(policy.pc, "match_substring_regex", spy)
+    monkeypatch.setattr(policy.scan, "matching_cells", spy)
     key = "AKIA" + "ABCDEFGHIJKLMNOP"
     cells = ["plain words", f"image: {_BLOB_TEXT} then key {key}", "mail anna@example.org", None]
     out = apply_policy(pd.DataFrame({"response": cells}), level="standard", secret=SECRET)
@@ -983,14 +982,13 @@ def test_the_screen_reads_each_distinct_value_of_a_chunk_once(
     from nano_export.privacy import policy
 
     read: list[str] = []
-    real = pc.match_substring_regex
+    real = policy.scan.matching_cells
 
-    def spy(arr: Any, pattern: str, *args: Any, **kwargs: Any) -> Any:
-        if pattern != policy._BLOB:
-            read.extend(v for v in arr.to_pylist() if v is not None)
-        return real(arr, pattern, *args, **kwargs)
+    def spy(arr: Any, pattern: str) -> Any:
+        read.extend(v for v in arr.to_pylist() if v is not None)
+        return real(arr, pattern)
 
-    monkeypatch.setattr(policy.pc, "match_substring_regex", spy)
+    monkeypatch.setattr(policy.scan, "matching_cells", spy)
     column = pa.array(_REPEATED, pa.string())
     flags = policy._screen([column], policy._screen_of("standard")).to_pylist()
     assert sorted(read) == sorted({v for v in _REPEATED if v is not None})
@@ -1012,15 +1010,14 @@ def test_columns_are_screened_as_one_whether_their_values_repeat_or_not(
         return real(arr, *args, **kwargs)
 
     calls: list[int] = []
-    real_match = pc.match_substring_regex
+    real_match = policy.scan.matching_cells
 
-    def count(arr: Any, pattern: str, *args: Any, **kwargs: Any) -> Any:
-        if pattern != policy._BLOB:
-            calls.append(len(arr))
-        return real_match(arr, pattern, *args, **kwargs)
+    def count(arr: Any, pattern: str) -> Any:
+        calls.append(len(arr))
+        return real_match(arr, pattern)
 
     monkeypatch.setattr(policy.pc, "dictionary_encode", spy)
-    monkeypatch.setattr(policy.pc, "match_substring_regex", count)
+    monkeypatch.setattr(policy.scan, "matching_cells", count)
     unique = [f"answer {i}" for i in range(19)] + ["token ghp_" + "a" * 36]
     columns = [pa.array(unique, pa.string()), pa.array(_REPEATED, pa.string())]
     flags = policy._screen(columns, policy._screen_of("standard")).to_pylist()

@@ -25,6 +25,7 @@ from nano_export import privacy, queries
 from nano_export.exporter import plan_export, run_export
 from nano_export.importers import import_file
 from nano_export.models import ExportRequest, FilterSpec
+from nano_export.privacy import scan
 
 KEY = "test-secret-key-0123456789abcdef0123456789abcdef"
 IDS = [case.id for case in CORPUS]
@@ -74,6 +75,9 @@ def test_the_column_screen_flags_every_corpus_text() -> None:
     flagged = pc.match_substring_regex(texts, privacy.credential_screen()).to_pylist()
     missed = [case.id for case, hit in zip(CORPUS, flagged, strict=True) if not hit]
     assert not missed
+    # As an export screens them: the whole column in one search, each text beside the others.
+    together = scan.matching_cells(texts, privacy.credential_screen()).tolist()
+    assert together == flagged
 
 
 def test_masked_json_arguments_stay_valid_json_with_the_same_keys() -> None:

@@ -4,8 +4,8 @@ Credentials are redacted at every level; ``standard`` also masks emails and home
 names and hashes ``session_id``; ``public`` leaves free text out and hashes every identity.
 
 Speed: an export passes a million rows through :func:`apply_policy`. Each free-text column is first
-screened with one RE2 pattern (``pyarrow.compute``, vectorised, no Python per cell); only the few
-cells the screen flags run the Python substitution. The screen is deliberately looser than the
+screened with one RE2 pattern, searched over the whole chunk at once (:mod:`~nano_export.privacy.scan`,
+no Python per cell); only the few cells the screen flags run the Python substitution. The screen is deliberately looser than the
 substitution patterns (every text the substitution would change is flagged), so it never lets a
 secret through; ``tests/test_privacy.py`` checks that property.
 """
@@ -31,7 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from nano_export.datasets import FREE_TEXT, IDENTITY
 from nano_export.errors import BadInput, InvalidSetting, PermissionDenied
 from nano_export.models import ALLOWED_LEVELS, PRIVACY_LEVELS, Privacy, Role
-from nano_export.privacy import context, ruleset
+from nano_export.privacy import context, ruleset, scan
 from nano_export.privacy.engine import Engine
 from nano_export.privacy.widen import Dialect, widen
 from nano_export.typedcells import (
@@ -271,10 +271,9 @@ def _screen_values(arr: pa.Array, screen: str) -> pa.Array:
     """:func:`_screen` of the values of ``arr``, one by one."""
     blobs = _blob_cells(arr)
     if blobs is None:
-        return pc.fill_null(pc.match_substring_regex(arr, screen), FALSE)
+        return arrow_bools(scan.matching_cells(arr, screen))
     rest = ~blobs
-    matched = pc.match_substring_regex(arr.filter(arrow_bools(rest)), screen)
-    blobs[rest] = numpy_bools(matched)
+    blobs[rest] = scan.matching_cells(arr.filter(arrow_bools(rest)), screen)
     return arrow_bools(blobs)  # blobs, and what the screen flags among the rest
 
 
