@@ -3,11 +3,12 @@
 Credentials are redacted at every level; ``standard`` also masks emails and home-directory user
 names and hashes ``session_id``; ``public`` leaves free text out and hashes every identity.
 
-Speed: an export passes a million rows through :func:`apply_policy`. Each free-text column is first
-screened with one RE2 pattern, searched over the whole chunk at once (:mod:`~nano_export.privacy.scan`,
-no Python per cell); only the few cells the screen flags run the Python substitution. The screen is deliberately looser than the
-substitution patterns (every text the substitution would change is flagged), so it never lets a
-secret through; ``tests/test_privacy.py`` checks that property.
+Speed: an export passes a million rows through :func:`apply_policy`. Each free-text column is
+first screened with one RE2 pattern, searched over the whole chunk at once
+(:mod:`~nano_export.privacy.scan`, no Python per cell); only the few cells the screen flags run
+the Python substitution. The screen is deliberately looser than the substitution patterns (every
+text the substitution would change is flagged), so it never lets a secret through;
+``tests/test_privacy.py`` checks that property.
 """
 
 from __future__ import annotations
