@@ -100,3 +100,15 @@ def test_an_empty_or_all_null_array_flags_nothing() -> None:
 def test_a_sliced_array_is_read_from_its_own_cells() -> None:
     arr = pa.array(["key", "no", "no", "key", "no"], pa.string()).slice(1, 3)
     assert scan.matching_cells(arr, "key").tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_cells_searched_a_slice_at_a_time_give_the_same_answer(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = ["ab", None, "x ab", "", "b", "a", "key=1", "ba", None, "ab\nab", "é ab"] * 2
+    arr = pa.array(values, pa.string())
+    monkeypatch.setattr(scan, "SLICE_CELLS", size)
+    for pattern in LOCAL:
+        assert scan.matching_cells(arr, pattern).tolist() == per_cell(arr, pattern).tolist()
+    assert not scan.matching_cells(arr, "a*")[[v is None for v in values]].any()
