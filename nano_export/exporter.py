@@ -333,22 +333,37 @@ def read_ahead(
 
 @overload
 def transform(
-    chunk: pd.DataFrame, plan: ExportPlan, *, secret: str, flags: pa.Array | None = None
+    chunk: pd.DataFrame,
+    plan: ExportPlan,
+    *,
+    secret: str,
+    flags: pa.Array | None = None,
+    memo: privacy.Redactions | None = None,
 ) -> pd.DataFrame: ...
 
 
 @overload
 def transform(
-    chunk: pa.Table, plan: ExportPlan, *, secret: str, flags: pa.Array | None = None
+    chunk: pa.Table,
+    plan: ExportPlan,
+    *,
+    secret: str,
+    flags: pa.Array | None = None,
+    memo: privacy.Redactions | None = None,
 ) -> pa.Table: ...
 
 
 def transform(
-    chunk: Chunk, plan: ExportPlan, *, secret: str, flags: pa.Array | None = None
+    chunk: Chunk,
+    plan: ExportPlan,
+    *,
+    secret: str,
+    flags: pa.Array | None = None,
+    memo: privacy.Redactions | None = None,
 ) -> Chunk:
     """Apply the privacy policy, then the column order and renames of the plan. ``flags``: the
-    chunk's screen, computed ahead (``read_ahead``)."""
-    safe = privacy.apply_policy(chunk, level=plan.privacy, secret=secret, flags=flags)
+    chunk's screen, computed ahead (``read_ahead``); ``memo``: the export's redactions so far."""
+    safe = privacy.apply_policy(chunk, level=plan.privacy, secret=secret, flags=flags, memo=memo)
     if isinstance(safe, pa.Table):
         table = safe.select(list(plan.columns))
         return table.rename_columns(plan.output_names) if plan.rename else table
@@ -430,9 +445,10 @@ def _write(
     )
     try:
         chunks = read_ahead(engine, plan, chunk_rows, native=native)
+        memo = privacy.Redactions()
         try:
             for chunk, flags in chunks:
-                sink.write(transform(chunk, plan, secret=secret, flags=flags))
+                sink.write(transform(chunk, plan, secret=secret, flags=flags, memo=memo))
                 if on_progress is not None:
                     on_progress(sink.rows)
                 if should_cancel is not None and should_cancel():

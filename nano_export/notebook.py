@@ -21,7 +21,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from nano_export import audit, jobs
+from nano_export import audit, jobs, privacy
 from nano_export.auth import load_users, role_of
 from nano_export.db import get_engine, read_connection, require_database
 from nano_export.errors import BadInput, PermissionDenied
@@ -218,10 +218,12 @@ class Selection:
 
         def read(native: bool | None = None) -> list[pa.Table]:
             chunks = read_ahead(client.engine, plan, client.settings.chunk_rows, native=native)
+            memo = privacy.Redactions()
             try:
                 return [
                     typed_table(
-                        transform(chunk, plan, secret=secret, flags=flags), plan.output_kinds
+                        transform(chunk, plan, secret=secret, flags=flags, memo=memo),
+                        plan.output_kinds,
                     )
                     for chunk, flags in chunks
                 ]

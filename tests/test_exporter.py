@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from factories import SECRET, insert_executions
+from factories import PLANTED, SECRET, insert_executions
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -667,3 +667,24 @@ def test_a_join_not_on_the_right_tables_key_is_never_left_out() -> None:
     assert execution_metrics in set(find_tables(stmt))
     keyed = filters.lean_select(ds, FilterSpec(), func.count())
     assert execution_metrics not in set(find_tables(keyed))
+
+
+def test_an_export_redacts_a_text_repeated_across_its_chunks_once(
+    engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The factory plants the same secret in every tenth prompt: six chunks of seven rows."""
+    from nano_export.privacy import policy
+
+    calls: list[str] = []
+    real = policy._redact_standard
+    monkeypatch.setattr(policy, "_redact_standard", lambda text: calls.append(text) or real(text))
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    kept = tmp_path / "kept.csv"
+    run_export(engine, plan, out_path=kept, secret=KEY, chunk_rows=7)
+    assert calls.count(PLANTED) == 1
+    monkeypatch.setattr(policy, "MEMO_CHARS", 0)  # a memo that keeps nothing
+    calls.clear()
+    each_time = tmp_path / "each-time.csv"
+    run_export(engine, plan, out_path=each_time, secret=KEY, chunk_rows=7)
+    assert calls.count(PLANTED) == 6
+    assert kept.read_bytes() == each_time.read_bytes()

@@ -1045,6 +1045,53 @@ def test_a_repeated_flagged_value_is_redacted_once_per_chunk(
     assert [None if pd.isna(v) else v for v in out["prompt"].tolist()] == expected
 
 
+def test_a_value_repeated_across_chunks_of_one_export_is_redacted_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A prompt sent to every model comes back in many chunks: the export's memo keeps it."""
+    from nano_export.privacy import policy
+
+    calls: list[str] = []
+    real = policy._redact_standard
+
+    def spy(text: str) -> str:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(policy, "_redact_standard", spy)
+    memo = privacy.Redactions()
+    chunk = pa.table({"prompt": pa.array(_REPEATED, pa.string())})
+    first = apply_policy(chunk, level="standard", secret=SECRET, memo=memo)
+    second = apply_policy(chunk, level="standard", secret=SECRET, memo=memo)
+    assert sorted(calls) == sorted({_REPEATED[1], _REPEATED[3]})
+    assert first.equals(second)
+    # Another level redacts by other rules: the same memo does not answer for it.
+    full = apply_policy(chunk, level="full", secret=SECRET, memo=memo)
+    assert full.column("prompt").to_pylist() == [
+        None if v is None else redact_credentials(v) for v in _REPEATED
+    ]
+
+
+def test_the_memo_forgets_the_least_recently_used_texts_beyond_its_size() -> None:
+    calls: list[str] = []
+
+    def redact(text: str) -> str:
+        calls.append(text)
+        return text.upper()
+
+    memo = privacy.Redactions(limit=20)
+    assert [memo.of(t, redact) for t in ("aaaa", "bbbb", "aaaa")] == ["AAAA", "BBBB", "AAAA"]
+    assert calls == ["aaaa", "bbbb"]  # 16 characters held: both texts and their redactions
+    memo.of("cccc", redact)  # 24 > 20: "bbbb", used least recently, goes
+    memo.of("aaaa", redact)
+    memo.of("bbbb", redact)
+    assert calls == ["aaaa", "bbbb", "cccc", "bbbb"]
+    assert memo.chars <= 20
+    memo.of("x" * 30, redact)  # longer than the memo: redacted, never kept
+    memo.of("x" * 30, redact)
+    assert calls[-2:] == ["x" * 30, "x" * 30] and memo.chars <= 20
+
+
 def test_a_column_with_a_third_of_its_sample_repeated_is_screened_by_distinct_values(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

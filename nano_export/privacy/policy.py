@@ -310,11 +310,46 @@ def _is_arrow_text(series: Column) -> bool:
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
 
 
+#: What one export's :class:`Redactions` holds at most: its texts and their redactions, in
+#: characters (a few MB; a chunk's flagged texts are about 50K characters).
+MEMO_CHARS = 2_000_000
+
+
+class Redactions:
+    """The redactions of one export, kept from chunk to chunk: a prompt sent to every model comes
+    back in many chunks and is redacted once. Bounded by ``limit`` characters (texts and their
+    redactions): the texts used least recently go first, and a text longer than the memo is
+    redacted each time. One export's own: it is not shared between threads."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = MEMO_CHARS if limit is None else limit
+        self.chars = 0
+        self._done: dict[tuple[Callable[[str], str], str], str] = {}
+
+    def of(self, text: str, redact: Callable[[str], str]) -> str:
+        """``redact(text)``, from the memo when this text was redacted the same way before."""
+        key = (redact, text)
+        done = self._done.pop(key, None)
+        if done is None:
+            done = redact(text)
+            size = len(text) + len(done)
+            if size > self.limit:
+                return done
+            self.chars += size
+        self._done[key] = done  # the most recently used last
+        while self.chars > self.limit:
+            (_, old), gone = oldest = next(iter(self._done.items()))
+            del self._done[oldest[0]]
+            self.chars -= len(old) + len(gone)
+        return done
+
+
 def _redacted(
     arrays: list[pa.Array],
     screen: str,
     redact: Callable[[str], str],
     flags: pa.Array | None = None,
+    memo: Redactions | None = None,
 ) -> list[pa.Array | None]:
     """Apply ``redact`` to the cells of the text ``arrays`` that ``screen`` flags (or that
     ``flags`` gives, screened earlier): each array redacted, or None when no cell was flagged.
@@ -326,6 +361,7 @@ def _redacted(
     if flags is not None and len(flags) != cells:
         raise ValueError(f"flags for {len(flags)} cells given for {cells} free-text cells")
     flagged_all = _screen(arrays, screen) if flags is None else flags
+    memo = Redactions() if memo is None else memo  # a value repeated in the chunk: redacted once
     out: list[pa.Array | None] = []
     offset = 0
     for arr in arrays:
@@ -335,8 +371,7 @@ def _redacted(
         if count == 0:
             out.append(None)
             continue
-        once = functools.cache(redact)  # a value repeated in the chunk is redacted once
-        texts = [once(text) for text in arr.filter(flagged).to_pylist()]
+        texts = [memo.of(text, redact) for text in arr.filter(flagged).to_pylist()]
         replacements = arrow_texts(texts, arr.type)
         out.append(pc.replace_with_mask(arr, flagged, replacements))
         logger.debug("redacted text column", extra={"rows": len(arr), "screened_in": count})
@@ -344,7 +379,7 @@ def _redacted(
 
 
 def _safe_columns(
-    chunk: Chunk, level: Privacy, secret: str, flags: pa.Array | None
+    chunk: Chunk, level: Privacy, secret: str, flags: pa.Array | None, memo: Redactions | None
 ) -> tuple[list[str], dict[str, pa.Array], set[str]]:
     """The policy on the columns of a chunk, whatever holds them: the names ``level`` keeps, the
     new values of the identity and free-text columns among them (hashed; as text, redacted), and
@@ -361,7 +396,7 @@ def _safe_columns(
     if free_text:
         redact = _redact_standard if level == "standard" else redact_credentials
         arrays = [_text_array(chunk_column(chunk, name)) for name in free_text]
-        results = _redacted(arrays, _screen_of(level), redact, flags)
+        results = _redacted(arrays, _screen_of(level), redact, flags, memo)
         for name, arr, result in zip(free_text, arrays, results, strict=True):
             new[name] = arr if result is None else result
             if result is None:
@@ -371,28 +406,46 @@ def _safe_columns(
 
 @overload
 def apply_policy(
-    df: pd.DataFrame, *, level: Privacy, secret: str, flags: pa.Array | None = None
+    df: pd.DataFrame,
+    *,
+    level: Privacy,
+    secret: str,
+    flags: pa.Array | None = None,
+    memo: Redactions | None = None,
 ) -> pd.DataFrame: ...
 
 
 @overload
 def apply_policy(
-    df: pa.Table, *, level: Privacy, secret: str, flags: pa.Array | None = None
+    df: pa.Table,
+    *,
+    level: Privacy,
+    secret: str,
+    flags: pa.Array | None = None,
+    memo: Redactions | None = None,
 ) -> pa.Table: ...
 
 
-def apply_policy(df: Chunk, *, level: Privacy, secret: str, flags: pa.Array | None = None) -> Chunk:
+def apply_policy(
+    df: Chunk,
+    *,
+    level: Privacy,
+    secret: str,
+    flags: pa.Array | None = None,
+    memo: Redactions | None = None,
+) -> Chunk:
     """Return ``df`` (a DataFrame or an Arrow table) as the privacy ``level`` allows it to be
     shown or written.
 
     Acts on the free-text and identity columns present; ``df`` itself is left unchanged.
-    ``flags``: :func:`screen_flags` of ``df`` at ``level``, when it was screened ahead.
+    ``flags``: :func:`screen_flags` of ``df`` at ``level``, when it was screened ahead. ``memo``:
+    the export's :class:`Redactions`, kept from chunk to chunk (by default, one for this chunk).
     """
     if level not in PRIVACY_LEVELS:
         raise BadInput(
             f"unknown privacy level {level!r}; expected one of {', '.join(PRIVACY_LEVELS)}"
         )
-    names, new, untouched = _safe_columns(df, level, secret, flags)
+    names, new, untouched = _safe_columns(df, level, secret, flags, memo)
     if isinstance(df, pa.Table):
         return pa.Table.from_arrays(
             [new[name] if name in new else df.column(name) for name in names], names=names
