@@ -672,7 +672,8 @@ def test_a_join_not_on_the_right_tables_key_is_never_left_out() -> None:
 def test_an_export_redacts_a_text_repeated_across_its_chunks_once(
     engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The factory plants the same secret in every tenth prompt: six chunks of seven rows."""
+    """The factory plants the same secret in every tenth prompt: 60 rows in chunks of seven, six
+    of which hold it."""
     from nano_export.privacy import policy
 
     calls: list[str] = []

@@ -1045,6 +1045,10 @@ def test_a_repeated_flagged_value_is_redacted_once_per_chunk(
     assert [None if pd.isna(v) else v for v in out["prompt"].tolist()] == expected
 
 
+def _redact_standard_of(text: str) -> str:
+    return mask_personal(redact_credentials(text))
+
+
 def test_a_value_repeated_across_chunks_of_one_export_is_redacted_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1065,31 +1069,41 @@ def test_a_value_repeated_across_chunks_of_one_export_is_redacted_once(
     second = apply_policy(chunk, level="standard", secret=SECRET, memo=memo)
     assert sorted(calls) == sorted({_REPEATED[1], _REPEATED[3]})
     assert first.equals(second)
-    # Another level redacts by other rules: the same memo does not answer for it.
-    full = apply_policy(chunk, level="full", secret=SECRET, memo=memo)
-    assert full.column("prompt").to_pylist() == [
-        None if v is None else redact_credentials(v) for v in _REPEATED
-    ]
+    # Another level redacts by other rules: the same memo does not answer for it. This text is
+    # flagged at both levels and redacted differently (standard also masks the address).
+    both = "key AKIA" + "ABCDEFGHIJKLMNOP" + " from anna@example.org"
+    assert _redact_standard_of(both) != redact_credentials(both)
+    mixed = pa.table({"prompt": pa.array([both], pa.string())})
+    standard = apply_policy(mixed, level="standard", secret=SECRET, memo=memo)
+    full = apply_policy(mixed, level="full", secret=SECRET, memo=memo)
+    assert standard.column("prompt").to_pylist() == [_redact_standard_of(both)]
+    assert full.column("prompt").to_pylist() == [redact_credentials(both)]
 
 
 def test_the_memo_forgets_the_least_recently_used_texts_beyond_its_size() -> None:
+    from nano_export.privacy import policy
+
     calls: list[str] = []
 
     def redact(text: str) -> str:
         calls.append(text)
         return text.upper()
 
-    memo = privacy.Redactions(limit=20)
+    # Each entry counts its text, its redaction and ENTRY_CHARS for the memo's own bookkeeping.
+    entry = 8 + policy.ENTRY_CHARS
+    memo = privacy.Redactions(limit=2 * entry + 4)
     assert [memo.of(t, redact) for t in ("aaaa", "bbbb", "aaaa")] == ["AAAA", "BBBB", "AAAA"]
-    assert calls == ["aaaa", "bbbb"]  # 16 characters held: both texts and their redactions
-    memo.of("cccc", redact)  # 24 > 20: "bbbb", used least recently, goes
+    assert calls == ["aaaa", "bbbb"] and memo.chars == 2 * entry  # both held
+    memo.of("cccc", redact)  # a third entry is over the limit: "bbbb", used least recently, goes
     memo.of("aaaa", redact)
     memo.of("bbbb", redact)
     assert calls == ["aaaa", "bbbb", "cccc", "bbbb"]
-    assert memo.chars <= 20
-    memo.of("x" * 30, redact)  # longer than the memo: redacted, never kept
-    memo.of("x" * 30, redact)
-    assert calls[-2:] == ["x" * 30, "x" * 30] and memo.chars <= 20
+    assert memo.chars == 2 * entry
+    memo.of("x" * 70, redact)  # larger than the memo: redacted, never kept, nothing evicted
+    memo.of("x" * 70, redact)
+    assert calls[-2:] == ["x" * 70, "x" * 70] and memo.chars == 2 * entry
+    memo.of("aaaa", redact)
+    assert calls.count("aaaa") == 1
 
 
 def test_a_column_with_a_third_of_its_sample_repeated_is_screened_by_distinct_values(

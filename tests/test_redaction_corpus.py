@@ -75,9 +75,9 @@ def test_the_column_screen_flags_every_corpus_text() -> None:
     flagged = pc.match_substring_regex(texts, privacy.credential_screen()).to_pylist()
     missed = [case.id for case, hit in zip(CORPUS, flagged, strict=True) if not hit]
     assert not missed
-    # As an export screens them: the whole column in one search, each text beside the others.
+    # As an export screens them: searched together, each text beside the others.
     together = scan.matching_cells(texts, privacy.credential_screen()).tolist()
-    assert together == flagged
+    assert all(together)
 
 
 def test_masked_json_arguments_stay_valid_json_with_the_same_keys() -> None:

@@ -65,6 +65,13 @@ def test_a_match_hidden_behind_a_spurious_one_still_flags_its_cell() -> None:
     assert scan.matching_cells(arr, r"a\nb|key").tolist() == [True, True, True]
 
 
+def test_an_escaped_backslash_is_not_taken_for_an_edge() -> None:
+    assert scan.chunk_wide(r"\\A") and scan.chunk_wide(r"x\\z")  # a backslash, then a letter
+    assert not scan.chunk_wide(r"\\\A")  # a backslash, then \A
+    arr = pa.array(["a\\A", "A", "\\"], pa.string())
+    assert scan.matching_cells(arr, r"\\A").tolist() == [True, False, False]
+
+
 @pytest.mark.parametrize("pattern", [r"\Aab", r"ab\z", r"(?-m:^ab)", r"(?s-m:^.ab)"])
 def test_a_pattern_whose_meaning_depends_on_the_whole_text_is_searched_cell_by_cell(
     pattern: str,

@@ -4,7 +4,7 @@ Credentials are redacted at every level; ``standard`` also masks emails and home
 names and hashes ``session_id``; ``public`` leaves free text out and hashes every identity.
 
 Speed: an export passes a million rows through :func:`apply_policy`. Each free-text column is
-first screened with one RE2 pattern, searched over the whole chunk at once
+first screened with one RE2 pattern, searched a thousand cells at a time as one text
 (:mod:`~nano_export.privacy.scan`, no Python per cell); only the few cells the screen flags run
 the Python substitution. The screen is deliberately looser than the substitution patterns (every
 text the substitution would change is flagged), so it never lets a secret through;
@@ -289,8 +289,9 @@ def screen_flags(df: Chunk, *, level: Privacy) -> pa.Array | None:
     """Which cells of ``df``'s free-text columns (in column order, one after the other) the rules
     must read at ``level``; None when the level writes no free text or a column is not Arrow text.
 
-    Arrow and RE2 only, outside the GIL: an export screens a chunk in its reader thread while the
-    chunk before is redacted and written. ``apply_policy(..., flags=...)`` takes the answer.
+    Arrow and RE2, outside the GIL but for a little Python per match: an export screens a chunk
+    in its reader thread while the chunk before is redacted and written.
+    ``apply_policy(..., flags=...)`` takes the answer.
     """
     names = [name for name in chunk_names(df) if name in FREE_TEXT]
     if level == "public" or not names:
@@ -310,16 +311,20 @@ def _is_arrow_text(series: Column) -> bool:
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
 
 
-#: What one export's :class:`Redactions` holds at most: its texts and their redactions, in
-#: characters (a few MB; a chunk's flagged texts are about 50K characters).
+#: What one export's :class:`Redactions` holds at most, in characters: its texts, their
+#: redactions and ``ENTRY_CHARS`` per entry. A chunk's flagged texts are about 50K characters.
 MEMO_CHARS = 2_000_000
+#: What an entry costs beyond its two texts (the key, the dict's slot, two string headers), in
+#: characters: many short texts cannot make the memo larger than long ones (at most 20,000).
+ENTRY_CHARS = 100
 
 
 class Redactions:
     """The redactions of one export, kept from chunk to chunk: a prompt sent to every model comes
-    back in many chunks and is redacted once. Bounded by ``limit`` characters (texts and their
-    redactions): the texts used least recently go first, and a text longer than the memo is
-    redacted each time. One export's own: it is not shared between threads."""
+    back in many chunks and is redacted once. Bounded by ``limit`` characters (see
+    ``MEMO_CHARS``; a few MB, at most 8 MB of text if every character took four bytes): the texts
+    used least recently go first, and a text larger than the memo is redacted each time and never
+    kept. One export's own: it is not shared between threads."""
 
     def __init__(self, limit: int | None = None) -> None:
         self.limit = MEMO_CHARS if limit is None else limit
@@ -332,16 +337,19 @@ class Redactions:
         done = self._done.pop(key, None)
         if done is None:
             done = redact(text)
-            size = len(text) + len(done)
+            size = _entry_chars(text, done)
             if size > self.limit:
                 return done
             self.chars += size
         self._done[key] = done  # the most recently used last
         while self.chars > self.limit:
-            (_, old), gone = oldest = next(iter(self._done.items()))
-            del self._done[oldest[0]]
-            self.chars -= len(old) + len(gone)
+            oldest = next(iter(self._done))
+            self.chars -= _entry_chars(oldest[1], self._done.pop(oldest))
         return done
+
+
+def _entry_chars(text: str, done: str) -> int:
+    return len(text) + len(done) + ENTRY_CHARS
 
 
 def _redacted(
