@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nano_export.typedcells import (
+    EMPTY,
     FALSE,
     TEXT,
     Chunk,
@@ -44,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 #: Characters that make a spreadsheet treat a cell as a formula.
 FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
-EMPTY = arrow_text("")
 
 _ZULU = arrow_text("Z")
 _APOSTROPHE = arrow_text("'")

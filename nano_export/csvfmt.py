@@ -31,7 +31,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nano_export.csvcells import (
-    EMPTY,
     FORMULA_CHARS,
     bytes_of,
     format_cells,
@@ -39,7 +38,7 @@ from nano_export.csvcells import (
     guard_formula,
 )
 from nano_export.sinkfile import TEMP_SUFFIX, Digest, FileSink, SinkResult
-from nano_export.typedcells import FALSE, Chunk, arrow_text, chunk_slice, combined
+from nano_export.typedcells import EMPTY, FALSE, Chunk, arrow_text, chunk_slice, combined
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind

@@ -21,9 +21,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nano_export.csvcells import EMPTY, format_cells
+from nano_export.csvcells import format_cells
 from nano_export.sinkfile import Digest, FileSink
-from nano_export.typedcells import TEXT, Chunk, arrow_text, arrow_texts, chunk_names, combined
+from nano_export.typedcells import (
+    EMPTY,
+    TEXT,
+    Chunk,
+    arrow_text,
+    arrow_texts,
+    chunk_names,
+    combined,
+)
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind

@@ -129,6 +129,8 @@ def arrow_number(value: int | float) -> pa.Scalar:
 
 #: ``False`` as an Arrow scalar (for ``pc.fill_null`` and the like).
 FALSE = arrow_bools(np.zeros(1, dtype=bool))[0]
+#: The empty text as an Arrow scalar (the separator of ``pc.binary_join_element_wise``, …).
+EMPTY = arrow_text("")
 _NAN = arrow_number(float("nan"))
 _ZERO, _ONE = arrow_ints(np.array([0, 1]))
 

@@ -1026,9 +1026,9 @@ def test_columns_are_screened_as_one_whether_their_values_repeat_or_not(
     assert flags == [False] * 19 + [True] + [False, True, False, True] * 5
 
 
-def test_a_repeated_flagged_value_is_redacted_once_per_chunk(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def standard_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts the standard level's redaction is called with, in order."""
     from nano_export.privacy import policy
 
     calls: list[str] = []
@@ -1039,35 +1039,29 @@ def test_a_repeated_flagged_value_is_redacted_once_per_chunk(
         return real(text)
 
     monkeypatch.setattr(policy, "_redact_standard", spy)
-    out = apply_policy(pd.DataFrame({"prompt": _REPEATED}), level="standard", secret=SECRET)
-    assert sorted(calls) == sorted({_REPEATED[1], _REPEATED[3]})
-    expected = [None if v is None else mask_personal(redact_credentials(v)) for v in _REPEATED]
-    assert [None if pd.isna(v) else v for v in out["prompt"].tolist()] == expected
+    return calls
 
 
 def _redact_standard_of(text: str) -> str:
     return mask_personal(redact_credentials(text))
 
 
+def test_a_repeated_flagged_value_is_redacted_once_per_chunk(standard_calls: list[str]) -> None:
+    out = apply_policy(pd.DataFrame({"prompt": _REPEATED}), level="standard", secret=SECRET)
+    assert sorted(standard_calls) == sorted({_REPEATED[1], _REPEATED[3]})
+    expected = [None if v is None else _redact_standard_of(v) for v in _REPEATED]
+    assert [None if pd.isna(v) else v for v in out["prompt"].tolist()] == expected
+
+
 def test_a_value_repeated_across_chunks_of_one_export_is_redacted_once(
-    monkeypatch: pytest.MonkeyPatch,
+    standard_calls: list[str],
 ) -> None:
     """A prompt sent to every model comes back in many chunks: the export's memo keeps it."""
-    from nano_export.privacy import policy
-
-    calls: list[str] = []
-    real = policy._redact_standard
-
-    def spy(text: str) -> str:
-        calls.append(text)
-        return real(text)
-
-    monkeypatch.setattr(policy, "_redact_standard", spy)
     memo = privacy.Redactions()
     chunk = pa.table({"prompt": pa.array(_REPEATED, pa.string())})
     first = apply_policy(chunk, level="standard", secret=SECRET, memo=memo)
     second = apply_policy(chunk, level="standard", secret=SECRET, memo=memo)
-    assert sorted(calls) == sorted({_REPEATED[1], _REPEATED[3]})
+    assert sorted(standard_calls) == sorted({_REPEATED[1], _REPEATED[3]})
     assert first.equals(second)
     # Another level redacts by other rules: the same memo does not answer for it. This text is
     # flagged at both levels and redacted differently (standard also masks the address).

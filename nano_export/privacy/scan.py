@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import re2
 
-from nano_export.typedcells import FALSE, arrow_text, numpy_bools
+from nano_export.typedcells import EMPTY, FALSE, arrow_text, numpy_bools
 
 #: RE2's memory for one expression's automaton; it grows to this only as needed. The screen of
 #: every rule, on 200K demo rows: 2.4 s with RE2's default of 8 MB (the automaton is rebuilt over
@@ -46,7 +46,6 @@ MAX_MEM = 32 << 20
 SLICE_CELLS = 1_000
 
 _BREAK = arrow_text("\n")
-_NOTHING = arrow_text("")
 # Escapes that mean the edges of the whole text, and flag groups that turn a flag off.
 _TEXT_EDGES = re.compile(r"\\[\\Az]|\(\?[a-zA-Z]*-")
 
@@ -58,6 +57,9 @@ def chunk_wide(pattern: str) -> bool:
 
 @functools.lru_cache(maxsize=16)
 def _compiled(pattern: str) -> Any:
+    """``pattern`` compiled for a search over many cells; None when it is not chunk-wide."""
+    if not chunk_wide(pattern):
+        return None
     options = re2.Options()
     options.never_capture = True
     options.max_mem = MAX_MEM
@@ -67,18 +69,19 @@ def _compiled(pattern: str) -> Any:
 def matching_cells(arr: pa.Array, pattern: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """For each cell of the text array ``arr``, whether ``pattern`` may match it: every cell it
     matches, perhaps a few more (see the module's docstring); never a null cell."""
-    if not chunk_wide(pattern):
+    expression = _compiled(pattern)
+    if expression is None:
         return numpy_bools(pc.fill_null(pc.match_substring_regex(arr, pattern), FALSE))
     found = np.zeros(len(arr), dtype=bool)
     for start in range(0, len(arr), SLICE_CELLS):
         part = arr.slice(start, SLICE_CELLS)
-        found[start : start + len(part)] = _search(part, _compiled(pattern))
+        found[start : start + len(part)] = _search(part, expression)
     return found
 
 
 def _search(arr: pa.Array, expression: Any) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """:func:`matching_cells` of ``arr`` with the compiled ``expression``, in one search."""
-    lines = pc.binary_join_element_wise(arr.cast(pa.large_string()), _BREAK, _NOTHING)
+    lines = pc.binary_join_element_wise(arr.cast(pa.large_string()), _BREAK, EMPTY)
     assert lines.offset == 0  # a new array: its offsets start at its first cell
     _validity, offsets_buf, data = lines.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int64)[: len(lines) + 1]
