@@ -33,9 +33,11 @@ from nano_export.privacy import (
     check_level,
     columns_for_level,
     mask_personal,
+    policy,
     redact_credentials,
     stable_hash,
 )
+from nano_export.typedcells import arrow_texts
 
 SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
 _RNG = random.Random(20_251_127)
@@ -559,6 +561,26 @@ def test_stable_hash_is_the_same_in_another_process() -> None:
         check=True,
     )
     assert out.stdout.strip() == stable_hash("session-42", SECRET)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=st.text(min_size=1, max_size=100),
+    values=st.lists(st.one_of(st.none(), st.text(max_size=80)), max_size=12),
+)
+def test_a_columns_identities_are_the_standard_librarys_hmac(
+    secret: str, values: list[str | None]
+) -> None:
+    # Secrets longer than SHA-256's 64-byte block are hashed first (RFC 2104): covered here.
+    column = arrow_texts(values)
+    hashed = policy._hash_array(column, secret)
+    expected = [
+        None
+        if v is None
+        else hmac.new(secret.encode(), v.encode(), hashlib.sha256).hexdigest()[:16]
+        for v in values
+    ]
+    assert hashed.to_pylist() == expected
 
 
 def test_stable_hash_refuses_an_empty_secret() -> None:
