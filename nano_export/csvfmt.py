@@ -38,7 +38,7 @@ from nano_export.csvcells import (
     guard_formula,
 )
 from nano_export.sinkfile import TEMP_SUFFIX, Digest, FileSink, SinkResult
-from nano_export.typedcells import EMPTY, FALSE, Chunk, arrow_text, chunk_slice, combined
+from nano_export.typedcells import EMPTY, Chunk, arrow_bools, arrow_text, chunk_slice, combined
 
 if TYPE_CHECKING:  # datasets sits above this module; only its Kind alias is needed
     from nano_export.datasets import Kind
@@ -69,10 +69,7 @@ _COMMA = arrow_text(",")
 _EOL = arrow_text(LINE_END)
 _QUOTE = arrow_text('"')
 _EMPTY_QUOTES = arrow_text('""')
-_NEEDS_QUOTES = '[,"\r\n]'
-_SPECIAL_BYTES = np.zeros(256, dtype=bool)
-_SPECIAL_BYTES[list(b',"\r\n')] = True
-_SCAN_BYTES_PER_ROW = 64
+_COMMA_BYTE, _QUOTE_BYTE, _CR_BYTE, _LF_BYTE = b',"\r\n'
 #: Rows formatted and encoded at a time: a chunk's CSV text is built (and waits for the writer)
 #: a slice at a time, not all at once, so its copies stay small beside the chunk itself.
 SLICE_ROWS = 5_000
@@ -84,19 +81,25 @@ SLICE_ROWS = 5_000
 def _quoted(arr: pa.Array) -> pa.Array:
     """RFC 4180: fields holding a comma, quote, CR or LF in quotes, with quotes doubled."""
     data, offsets = bytes_of(arr)
-    # A byte scan is cheaper than the regex for short cells; long ones nearly always need quotes.
-    if (
-        offsets[-1] - offsets[0] <= _SCAN_BYTES_PER_ROW * len(arr)
-        and not _SPECIAL_BYTES[data[offsets[0] : offsets[-1]]].any()
-    ):
+    text = data[offsets[0] : offsets[-1]]
+    # Four byte comparisons over the column's text, then the cell of each hit: cheaper than a
+    # regular expression per cell, whose fixed cost dominates (2.8M cells per 200K rows).
+    quote = text == _QUOTE_BYTE
+    special = text == _COMMA_BYTE
+    special |= quote
+    special |= text == _CR_BYTE
+    special |= text == _LF_BYTE
+    hits = np.flatnonzero(special)
+    if not hits.size:
         return arr
-    needs = pc.fill_null(pc.match_substring_regex(arr, _NEEDS_QUOTES), FALSE)
-    if not pc.any(needs).as_py():
-        return arr
+    needs = np.zeros(len(arr), dtype=bool)
+    # A byte at position p belongs to the first cell that ends after p (empty cells end nowhere).
+    needs[np.searchsorted(offsets[1:] - offsets[0], hits, side="right")] = True
     # Only cells that need quotes hold '"', so doubling quotes everywhere is safe; a per-row
     # quote-or-nothing affix is much cheaper than choosing between two long strings.
-    affix = pc.if_else(needs, _QUOTE, EMPTY)
-    return pc.binary_join_element_wise(affix, pc.replace_substring(arr, '"', '""'), affix, EMPTY)
+    affix = pc.if_else(arrow_bools(needs), _QUOTE, EMPTY)
+    body = pc.replace_substring(arr, '"', '""') if quote.any() else arr
+    return pc.binary_join_element_wise(affix, body, affix, EMPTY)
 
 
 def encode_rows(cells: Sequence[pa.Array], *, text: Sequence[bool] | None = None) -> memoryview:

@@ -489,3 +489,25 @@ def test_the_formula_guard_touches_only_cells_that_start_like_a_formula() -> Non
     frame = pd.DataFrame({"t": pd.Series(cells, dtype="str")}).iloc[1:]  # a sliced column, too
     out = format_frame(frame, {"t": "text"})["t"].tolist()
     assert out == ["'=1", "", "'-", "plain", "'\rX", "é=", "'@", None, "'+x"]
+
+
+_QUOTING_TEXT = st.text(alphabet=st.sampled_from([",", '"', "\r", "\n", "a", "é", "😀", " "]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cells=st.lists(st.one_of(st.none(), _QUOTING_TEXT), min_size=1, max_size=40),
+    start=st.integers(min_value=0, max_value=5),
+)
+def test_quoting_is_the_csv_modules_on_any_text_and_any_slice(
+    cells: list[str | None], start: int
+) -> None:
+    # The text column sits between two numbers, and is a slice of a longer array (an offset
+    # into its buffers), as the chunks of an export are.
+    texts = pa.array(['x,"y"'] * start + cells, type=pa.large_string()).slice(start)
+    numbers = pa.array([str(i) for i in range(len(cells))], type=pa.large_string())
+    data = bytes(csvfmt.encode_rows([numbers, texts, numbers], text=[False, True, False]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerows([str(i), "" if c is None else c, str(i)] for i, c in enumerate(cells))
+    assert data == out.getvalue().encode("utf-8")
