@@ -34,10 +34,11 @@ class Settings(BaseSettings):
     max_concurrent_exports: int = Field(
         3, ge=1, le=100, description="Exports one user may run at once."
     )
-    # 10,000: a 1M-row export peaks near 190 MB on both databases (15,000: 205-225 MB, about 5%
-    # faster; bench/export_bench.py).
+    # 5,000, with the reader two chunks ahead: a 1M-row export peaks at 168-181 MB (10,000, one
+    # chunk ahead: 184-202 MB, on PostgreSQL above 200 MB in some runs) and runs as fast, within
+    # the runs' noise (bench/export_bench.py).
     chunk_rows: int = Field(
-        10_000, ge=10, le=1_000_000, description="Rows read and written per chunk (at most)."
+        5_000, ge=10, le=1_000_000, description="Rows read and written per chunk (at most)."
     )
     xlsx_sheet_rows: int = Field(
         1_048_575,

@@ -689,3 +689,32 @@ def test_an_export_redacts_a_text_repeated_across_its_chunks_once(
     run_export(engine, plan, out_path=each_time, secret=KEY, chunk_rows=7)
     assert calls.count(PLANTED) == 6
     assert kept.read_bytes() == each_time.read_bytes()
+
+
+def test_the_reader_reads_at_most_read_ahead_chunks_ahead_of_the_caller(
+    engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory is bounded by the chunk size: the reader waits for the caller, READ_AHEAD ahead."""
+    from nano_export import exporter
+
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))  # 60 rows: 15 chunks of 4
+    real = exporter.read_chunks
+    read = 0
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal read
+        for chunk in real(*args, **kwargs):
+            read += 1
+            yield chunk
+
+    monkeypatch.setattr(exporter, "read_chunks", counting)
+    leads = []
+    for taken, _item in enumerate(exporter.read_ahead(engine, plan, 4), start=1):
+        deadline = time.monotonic() + 5
+        while read < min(taken + exporter.READ_AHEAD, 15) and time.monotonic() < deadline:
+            time.sleep(0.01)  # give the reader the time to run as far ahead as it may
+        time.sleep(0.05)
+        leads.append(read - taken)
+    assert len(leads) == 15
+    assert max(leads) == exporter.READ_AHEAD  # it does read ahead, and no further
+    assert exporter.READ_AHEAD >= 2  # a chunk in the queue while the next is being read
