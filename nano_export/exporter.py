@@ -250,8 +250,8 @@ def _driver_statement(conn: Connection, stmt: Select[Any]) -> tuple[str, list[An
 _END = object()
 
 #: Chunks the reader may hold ahead of the one the caller is working on. Two keep the reader busy
-#: while the caller works through a chunk that took longer than the last (1M rows, 5,000-row
-#: chunks: as fast as one chunk ahead with 10,000-row chunks, 15-20 MB less at the peak).
+#: while the caller works through a chunk that took longer than the last: with smaller chunks
+#: (``settings.chunk_rows``) the export runs about as fast as one chunk ahead of larger ones.
 READ_AHEAD = 2
 
 

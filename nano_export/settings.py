@@ -34,11 +34,11 @@ class Settings(BaseSettings):
     max_concurrent_exports: int = Field(
         3, ge=1, le=100, description="Exports one user may run at once."
     )
-    # 5,000, with the reader two chunks ahead: a 1M-row export peaks at 168-181 MB (10,000, one
-    # chunk ahead: 184-202 MB, on PostgreSQL above 200 MB in some runs) and runs as fast, within
-    # the runs' noise (bench/export_bench.py).
+    # 7,500, with the reader two chunks ahead: a 1M-row export peaks at 170-183 MB (10,000:
+    # 185-200 MB, at 200 on PostgreSQL in some runs; 5,000: 7-10 MB less than 7,500, about 10%
+    # slower on PostgreSQL; bench/export_bench.py).
     chunk_rows: int = Field(
-        5_000, ge=10, le=1_000_000, description="Rows read and written per chunk (at most)."
+        7_500, ge=10, le=1_000_000, description="Rows read and written per chunk (at most)."
     )
     xlsx_sheet_rows: int = Field(
         1_048_575,
