@@ -249,9 +249,10 @@ def _driver_statement(conn: Connection, stmt: Select[Any]) -> tuple[str, list[An
 
 _END = object()
 
-#: Chunks the reader may hold ahead of the one the caller is working on. Two keep the reader busy
-#: while the caller works through a chunk that took longer than the last: with smaller chunks
-#: (``settings.chunk_rows``) the export runs about as fast as one chunk ahead of larger ones.
+#: Chunks the reader may hold ahead of the one the caller is working on (so READ_AHEAD + 1 chunks
+#: are in memory at most). Two keep the reader busy while the caller works through a chunk that
+#: took longer than the last: with smaller chunks (``settings.chunk_rows``) the export runs about
+#: as fast as one chunk ahead of larger ones.
 READ_AHEAD = 2
 
 
@@ -266,9 +267,9 @@ def read_ahead(
     each chunk with its privacy screen (pass both to :func:`transform`).
 
     Reading and screening overlap with redaction and formatting: the native readers hold no GIL,
-    and the screen is RE2 in Arrow, outside the GIL too. The reader starts on the next chunk only
-    when the caller has taken the one before: one chunk is read while one is written, never
-    more, so memory stays bounded by the chunk size.
+    and the screen is RE2, outside the GIL too. The reader stays at most ``READ_AHEAD`` chunks
+    ahead of the one the caller holds, so at most ``READ_AHEAD + 1`` chunks are in memory: memory
+    is bounded by the chunk size.
     """
     ready: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
     taken = threading.Semaphore(READ_AHEAD)  # chunks the reader may read before the caller takes

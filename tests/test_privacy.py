@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nano_export import privacy
@@ -564,8 +564,13 @@ def test_stable_hash_is_the_same_in_another_process() -> None:
 
 
 @settings(max_examples=200, deadline=None)
+@example(secret="k" * 64, values=["v"])  # a key of exactly one block is not hashed first
+@example(secret="k" * 65, values=["v"])  # one byte more is
+@example(secret="é" * 32, values=["v", None])  # 64 bytes in UTF-8
+@example(secret="é" * 33, values=["é"])  # 66 bytes
+@example(secret="x" * 200, values=[""])
 @given(
-    secret=st.text(min_size=1, max_size=100),
+    secret=st.text(min_size=1, max_size=100) | st.text(min_size=60, max_size=100),
     values=st.lists(st.one_of(st.none(), st.text(max_size=80)), max_size=12),
 )
 def test_a_columns_identities_are_the_standard_librarys_hmac(
