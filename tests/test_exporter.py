@@ -717,3 +717,32 @@ def test_the_reader_reads_at_most_read_ahead_chunks_ahead_of_the_caller(
         leads.append(read - taken)
     assert len(leads) == 15
     assert max(leads) == exporter.READ_AHEAD == 2  # it does read ahead, and no further
+
+
+def test_a_failing_screen_stops_the_export_with_its_error_and_leaves_no_file(
+    engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from nano_export import privacy
+
+    real = privacy.screen_flags
+    screened = 0
+
+    def failing(df, *, level):  # type: ignore[no-untyped-def]
+        nonlocal screened
+        screened += 1
+        if screened == 2:
+            raise RuntimeError("the screen broke")
+        return real(df, level=level)
+
+    monkeypatch.setattr(privacy, "screen_flags", failing)
+    plan = plan_export(ExportRequest(dataset="evaluation-results"))
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    with pytest.raises(RuntimeError, match="the screen broke"):
+        run_export(engine, plan, out_path=folder / "out.csv", secret=KEY, chunk_rows=7)
+    assert screened == 2
+    assert list(folder.iterdir()) == []  # no file, no temporary file
+    names = {t.name for t in threading.enumerate()}
+    assert "export-reader" not in names
