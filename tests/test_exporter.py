@@ -8,6 +8,7 @@ import io
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -185,11 +186,19 @@ def test_a_read_error_mid_export_propagates_and_leaves_no_file(
         raise RuntimeError("connection lost")
 
     monkeypatch.setattr(exporter, "read_chunks", failing)
+    _assert_export_fails_leaving_no_file(engine, tmp_path, "connection lost", chunk_rows=10)
+
+
+def _assert_export_fails_leaving_no_file(
+    engine: Any, tmp_path: Path, message: str, *, chunk_rows: int
+) -> None:
+    """An export into an empty folder stops with ``message`` and leaves the folder empty: no
+    file, no temporary file."""
     plan = plan_export(ExportRequest(dataset="evaluation-results"))
     folder = tmp_path / "out"
     folder.mkdir()
-    with pytest.raises(RuntimeError, match="connection lost"):
-        run_export(engine, plan, out_path=folder / "x.csv", secret=KEY, chunk_rows=10)
+    with pytest.raises(RuntimeError, match=message):
+        run_export(engine, plan, out_path=folder / "x.csv", secret=KEY, chunk_rows=chunk_rows)
     assert list(folder.iterdir()) == []
 
 
@@ -737,12 +746,7 @@ def test_a_failing_screen_stops_the_export_with_its_error_and_leaves_no_file(
         return real(df, level=level)
 
     monkeypatch.setattr(privacy, "screen_flags", failing)
-    plan = plan_export(ExportRequest(dataset="evaluation-results"))
-    folder = tmp_path / "exports"
-    folder.mkdir()
-    with pytest.raises(RuntimeError, match="the screen broke"):
-        run_export(engine, plan, out_path=folder / "out.csv", secret=KEY, chunk_rows=7)
+    _assert_export_fails_leaving_no_file(engine, tmp_path, "the screen broke", chunk_rows=7)
     assert screened == 2
-    assert list(folder.iterdir()) == []  # no file, no temporary file
     names = {t.name for t in threading.enumerate()}
     assert "export-reader" not in names

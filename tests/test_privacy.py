@@ -954,8 +954,6 @@ def test_cells_with_long_base64_runs_are_redacted_like_any_other(cells: list[str
 
 def test_the_joined_screen_never_reads_a_long_base64_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """RE2's joined screen slows down a hundredfold on such runs: those cells go to the rules."""
-    from nano_export.privacy import policy
-
     seen: list[str] = []
     real = policy.scan.matching_cells
 
@@ -978,8 +976,6 @@ def test_the_joined_screen_never_reads_a_long_base64_run(monkeypatch: pytest.Mon
 
 @pytest.mark.parametrize("level", ["full", "standard", "public"])
 def test_flags_screened_ahead_give_the_same_result_as_screening_in_place(level: Any) -> None:
-    from nano_export.privacy import policy
-
     cells = ["plain", "key AKIA" + "ABCDEFGHIJKLMNOP", None, "anna@example.org", _BLOB_TEXT]
     df = pd.DataFrame(
         {
@@ -1006,8 +1002,6 @@ def test_the_screen_reads_each_distinct_value_of_a_chunk_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A test's prompt is the same for every model it runs on: screened once, flagged everywhere."""
-    from nano_export.privacy import policy
-
     read: list[str] = []
     real = policy.scan.matching_cells
 
@@ -1027,8 +1021,6 @@ def test_columns_are_screened_as_one_whether_their_values_repeat_or_not(
 ) -> None:
     """Values that do not repeat are screened as they are: finding distinct values would only
     copy them. The flags come back in the columns' order, one after the other."""
-    from nano_export.privacy import policy
-
     encoded: list[list[str | None]] = []
     real = pc.dictionary_encode
 
@@ -1056,8 +1048,6 @@ def test_columns_are_screened_as_one_whether_their_values_repeat_or_not(
 @pytest.fixture
 def standard_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The texts the standard level's redaction is called with, in order."""
-    from nano_export.privacy import policy
-
     calls: list[str] = []
     real = policy._redact_standard
 
@@ -1102,8 +1092,6 @@ def test_a_value_repeated_across_chunks_of_one_export_is_redacted_once(
 
 
 def test_the_memo_forgets_the_least_recently_used_texts_beyond_its_size() -> None:
-    from nano_export.privacy import policy
-
     calls: list[str] = []
 
     def redact(text: str) -> str:
@@ -1131,8 +1119,6 @@ def test_a_column_with_a_third_of_its_sample_repeated_is_screened_by_distinct_va
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A small sample shows more distinct values than its chunk holds: 65% distinct repeats."""
-    from nano_export.privacy import policy
-
     encoded: list[int] = []
     real = pc.dictionary_encode
     monkeypatch.setattr(

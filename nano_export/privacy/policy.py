@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
@@ -120,54 +119,49 @@ def _redact_standard(text: str) -> str:
 # --- identities --------------------------------------------------------------------------------
 
 
-def _hmac_base(secret: str) -> hmac.HMAC:
-    if not secret:
-        raise InvalidSetting("SECRET_KEY is empty: identifiers cannot be hashed without a secret")
-    return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
-
-
-def stable_hash(value: str, secret: str) -> str:
-    """HMAC-SHA256 of ``value`` keyed by ``secret``: 16 hex characters, the same in every
-    process, and not recoverable by guessing values without the secret."""
-    mac = _hmac_base(secret)
-    mac.update(value.encode("utf-8"))
-    return mac.hexdigest()[:HASH_LENGTH]
-
-
 #: HMAC's pads (RFC 2104): each byte of the key XOR 0x36 (inner) and 0x5C (outer).
 _INNER_PAD = bytes(b ^ 0x36 for b in range(256))
 _OUTER_PAD = bytes(b ^ 0x5C for b in range(256))
 
 
-def _hmac_states(secret: str) -> tuple[Any, Any]:
-    """SHA-256 states that have read HMAC's inner and outer keys: the keyed start of every
-    identity hash of an export.
+def _identity_hashes(values: Iterable[str], secret: str) -> list[str]:
+    """:func:`stable_hash` of each of ``values``.
 
-    ``hmac.HMAC.copy`` and its ``update`` and ``hexdigest`` each pass through Python code; copying
-    these two states is the same computation (RFC 2104, checked against ``hmac.new`` by the
-    tests) in about half the time, which counts when a chunk holds thousands of session ids.
+    Two SHA-256 states read HMAC's inner and outer keys once (RFC 2104, checked against
+    ``hmac.new`` by the tests); each value copies them. ``hmac.HMAC.copy`` and its ``update`` and
+    ``hexdigest`` each pass through Python code: this is the same computation in about half the
+    time, which counts when a chunk holds thousands of session ids.
     """
-    _hmac_base(secret)  # the same refusal of an empty secret
+    if not secret:
+        raise InvalidSetting("SECRET_KEY is empty: identifiers cannot be hashed without a secret")
     key = secret.encode("utf-8")
     block = hashlib.sha256().block_size
     if len(key) > block:
         key = hashlib.sha256(key).digest()
     key = key.ljust(block, b"\0")
-    return hashlib.sha256(key.translate(_INNER_PAD)), hashlib.sha256(key.translate(_OUTER_PAD))
+    inner = hashlib.sha256(key.translate(_INNER_PAD))
+    outer = hashlib.sha256(key.translate(_OUTER_PAD))
+    hashes: list[str] = []
+    for value in values:
+        head = inner.copy()
+        head.update(value.encode("utf-8"))
+        mac = outer.copy()
+        mac.update(head.digest())
+        hashes.append(mac.hexdigest()[:HASH_LENGTH])
+    return hashes
+
+
+def stable_hash(value: str, secret: str) -> str:
+    """HMAC-SHA256 of ``value`` keyed by ``secret``: 16 hex characters, the same in every
+    process, and not recoverable by guessing values without the secret."""
+    return _identity_hashes([value], secret)[0]
 
 
 def _hash_array(column: Column, secret: str) -> pa.Array:
     """Each distinct non-null value hashed once (``stable_hash``); nulls stay null."""
-    inner, outer = _hmac_states(secret)
     # Distinct values and each row's index into them, found by Arrow outside the GIL.
     encoded = pc.dictionary_encode(_text_array(column))
-    hashed: list[str] = []
-    for unique in encoded.dictionary.to_pylist():
-        head = inner.copy()
-        head.update(unique.encode("utf-8"))
-        mac = outer.copy()
-        mac.update(head.digest())
-        hashed.append(mac.hexdigest()[:HASH_LENGTH])
+    hashed = _identity_hashes(encoded.dictionary.to_pylist(), secret)
     # Gather in Arrow: no Python string per row. A null index (a null value) gives null.
     return arrow_texts(hashed).take(encoded.indices)
 
