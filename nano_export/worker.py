@@ -8,7 +8,11 @@ periodic task: procrastinate defers each tick once for all workers, and the sche
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import signal
+import sys
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
@@ -47,12 +51,23 @@ def stop_cleanly_on_sigterm() -> None:
     Without it, a worker stopped in the second it takes to start would be killed by the signal's
     default action (status -15): nothing runs yet that must finish, so stopping is right, but it
     is a stop, not a crash. The queue's handlers replace this one while it runs.
+
+    The handler ends the process at once rather than raising ``SystemExit``: the signal can land
+    anywhere in start-up, and an exception raised while a class is being created (procrastinate's
+    import) reaches the interpreter as a ``RuntimeError`` and a traceback instead.
     """
     signal.signal(signal.SIGTERM, _exit_cleanly)
 
 
 def _exit_cleanly(signum: int, _frame: FrameType | None) -> NoReturn:
-    raise SystemExit(0)
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a write the signal interrupted
+            stream.flush()
+    os.write(2, b"worker stopped\n")  # what the command says when it ends
+    os._exit(0)
 
 
 def run(settings: Settings, *, concurrency: int | None = None) -> None:
